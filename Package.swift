@@ -36,6 +36,8 @@ let package = Package(
             name: "InstancesProto",
             dependencies: ["CInstancesProto", "CProtobufC"]
         ),
+        // One line per event, text or JSON, with Kubernetes-style verbosity.
+        .target(name: "VMSSLog"),
         // Provider IDs, VM records, cloud errors and the backend protocol; no I/O.
         .target(name: "AzureModel"),
         // Azure Resource Manager: config, credentials, reads, the throttle gate; knows nothing of gRPC.
@@ -51,11 +53,11 @@ let package = Package(
         // The gRPC services: requests to verdicts to responses and statuses.
         .target(
             name: "VMSSService",
-            dependencies: ["GRPCTransport", "InstancesProto", "VMSSCache", "AzureModel"]
+            dependencies: ["GRPCTransport", "InstancesProto", "VMSSCache", "AzureModel", "VMSSLog"]
         ),
         .executableTarget(
             name: "vmssd",
-            dependencies: ["VMSSService", "AzureARM", "VMSSCache", "GRPCTransport"]
+            dependencies: ["VMSSService", "AzureARM", "VMSSCache", "GRPCTransport", "VMSSLog"]
         ),
         .executableTarget(
             name: "vmssctl",

@@ -1,1 +1,172 @@
-print("vmssctl")
+import Foundation
+import GRPCTransport
+import InstancesProto
+
+/// `vmssctl`: asks a running `vmssd` one question and prints the answer for people and scripts.
+///
+/// Exit codes: 0 when the answer is yes (exists, shut down, serving) or the command succeeded;
+/// 1 when the answer is no; 2 for a usage error; 3 when the call failed (status on stderr).
+let usage = """
+    usage: vmssctl --socket PATH [--timeout SECONDS] COMMAND [ARGS]
+
+    commands:
+      exists PROVIDER-ID          does the instance exist? prints true or false
+      shutdown PROVIDER-ID        is the instance shut down? prints true or false
+      metadata PROVIDER-ID        prints the instance's metadata as JSON
+      metadata --node NAME        the same, found by node name
+      exists-all PROVIDER-ID...   one line per ID: ID, verdict, status
+      health [SERVICE]            prints SERVING, NOT_SERVING or SERVICE_UNKNOWN
+      stats                       prints the cache's counters and ARM calls
+      invalidate [SUB RG VMSS]    forgets one scale set, or everything
+
+    exit codes: 0 yes or done, 1 no, 2 usage error, 3 the call failed
+    """
+
+enum Exit: Int32 {
+    case yes = 0, no = 1, usage = 2, failed = 3
+}
+
+func fail(_ message: String, _ code: Exit) -> Never {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+    exit(code.rawValue)
+}
+
+func statusName(_ code: GRPCStatus.Code) -> String {
+    let names: [Int32: String] = [
+        0: "OK", 1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED",
+        5: "NOT_FOUND", 6: "ALREADY_EXISTS", 7: "PERMISSION_DENIED", 8: "RESOURCE_EXHAUSTED",
+        9: "FAILED_PRECONDITION", 10: "ABORTED", 11: "OUT_OF_RANGE", 12: "UNIMPLEMENTED",
+        13: "INTERNAL", 14: "UNAVAILABLE", 15: "DATA_LOSS", 16: "UNAUTHENTICATED",
+    ]
+    return names[code.rawValue] ?? "CODE_\(code.rawValue)"
+}
+
+func jsonString(_ text: String) -> String {
+    let data = try! JSONSerialization.data(withJSONObject: [text], options: [.withoutEscapingSlashes])
+    return String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
+}
+
+var arguments = Array(CommandLine.arguments.dropFirst())
+var socketPath = ProcessInfo.processInfo.environment["VMSSD_SOCKET"] ?? ""
+var timeout: Duration = .seconds(30)
+while let first = arguments.first, first.hasPrefix("--") {
+    arguments.removeFirst()
+    let (name, inline) = first.contains("=")
+        ? (String(first.prefix(while: { $0 != "=" })), String(first.drop(while: { $0 != "=" }).dropFirst()))
+        : (first, nil)
+    if name == "--help" {
+        print(usage)
+        exit(Exit.yes.rawValue)
+    }
+    guard let value = inline ?? (arguments.isEmpty ? nil : arguments.removeFirst()) else {
+        fail("\(name) needs a value\n\(usage)", .usage)
+    }
+    switch name {
+    case "--socket": socketPath = value
+    case "--timeout":
+        guard let seconds = Double(value), seconds > 0 else { fail("bad --timeout \(value)", .usage) }
+        timeout = .milliseconds(Int64(seconds * 1000))
+    default: fail("unknown flag \(name)\n\(usage)", .usage)
+    }
+}
+guard !socketPath.isEmpty else { fail("--socket is required\n\(usage)", .usage) }
+guard let command = arguments.first else { fail(usage, .usage) }
+let rest = Array(arguments.dropFirst())
+
+let connection: GRPCClientConnection
+do {
+    connection = try GRPCClientConnection(socketPath: socketPath)
+} catch {
+    fail("cannot connect to \(socketPath): \(error)", .failed)
+}
+
+func call<Response: ProtoMessage>(
+    _ path: String, _ request: some ProtoMessage, as: Response.Type
+) async -> Response {
+    do {
+        let bytes = try await connection.unary(
+            path: path, request: request.serializedBytes(), timeout: timeout)
+        return try Response(serializedBytes: bytes)
+    } catch let status as GRPCStatus {
+        var line = "error: \(statusName(status.code)): \(status.message)"
+        if let pushback = status.retryPushbackMilliseconds {
+            line += " (retry in \(pushback) ms)"
+        }
+        fail(line, .failed)
+    } catch {
+        fail("error: \(error)", .failed)
+    }
+}
+
+let instances = "/cloudprovider.instances.v1.Instances/"
+switch (command, rest.count) {
+case ("exists", 1):
+    let response = await call(
+        instances + "InstanceExistsByProviderID", ProviderIDRequest(providerID: rest[0]),
+        as: ExistsResponse.self)
+    print(response.exists)
+    exit(response.exists ? Exit.yes.rawValue : Exit.no.rawValue)
+case ("shutdown", 1):
+    let response = await call(
+        instances + "InstanceShutdownByProviderID", ProviderIDRequest(providerID: rest[0]),
+        as: ShutdownResponse.self)
+    print(response.shutdown)
+    exit(response.shutdown ? Exit.yes.rawValue : Exit.no.rawValue)
+case ("metadata", 1), ("metadata", 2):
+    let request = rest.count == 2 && rest[0] == "--node"
+        ? NodeRequest(nodeName: rest[1]) : NodeRequest(providerID: rest[0])
+    guard rest.count == 1 || rest[0] == "--node" else { fail(usage, .usage) }
+    let response = await call(
+        instances + "InstanceMetadata", request, as: InstanceMetadataResponse.self)
+    let addresses = response.nodeAddresses.map {
+        "{\"type\":\(jsonString($0.type)),\"address\":\(jsonString($0.address))}"
+    }
+    print("""
+        {"providerID":\(jsonString(response.providerID)),\
+        "instanceType":\(jsonString(response.instanceType)),\
+        "zone":\(jsonString(response.zone)),"region":\(jsonString(response.region)),\
+        "nodeAddresses":[\(addresses.joined(separator: ","))]}
+        """)
+case ("exists-all", _) where !rest.isEmpty:
+    let response = await call(
+        instances + "InstancesExist", InstancesExistRequest(providerIDs: rest),
+        as: InstancesExistResponse.self)
+    for verdict in response.verdicts {
+        let status = statusName(GRPCStatus.Code(rawValue: verdict.code))
+        let message = verdict.message.isEmpty ? "" : " \(verdict.message)"
+        print("\(verdict.providerID) \(verdict.exists) \(status)\(message)")
+    }
+case ("health", 0), ("health", 1):
+    let response = await call(
+        "/grpc.health.v1.Health/Check", HealthCheckRequest(service: rest.first ?? ""),
+        as: HealthCheckResponse.self)
+    let names: [ServingStatus: String] = [
+        .unknown: "UNKNOWN", .serving: "SERVING", .notServing: "NOT_SERVING",
+        .serviceUnknown: "SERVICE_UNKNOWN",
+    ]
+    print(names[response.status] ?? "UNKNOWN")
+    exit(response.status == .serving ? Exit.yes.rawValue : Exit.no.rawValue)
+case ("stats", 0):
+    let stats = await call(
+        "/cloudprovider.instances.v1.Admin/Stats", StatsRequest(), as: StatsResponse.self)
+    print("hits \(stats.hits)")
+    print("misses \(stats.misses)")
+    print("gone_hits \(stats.goneHits)")
+    print("coalesced_waiters \(stats.coalescedWaiters)")
+    print("refreshes \(stats.refreshes)")
+    print("stale_serves \(stats.staleServes)")
+    print("entries \(stats.entries)")
+    for call in stats.armCalls {
+        print("arm_calls{operation=\"\(call.operation)\",outcome=\"\(call.outcome)\"} \(call.count)")
+    }
+case ("invalidate", 0), ("invalidate", 3):
+    let request = rest.isEmpty
+        ? InvalidateRequest()
+        : InvalidateRequest(subscriptionID: rest[0], resourceGroup: rest[1], scaleSet: rest[2])
+    let response = await call(
+        "/cloudprovider.instances.v1.Admin/Invalidate", request, as: InvalidateResponse.self)
+    print("removed \(response.removed)")
+default:
+    fail(usage, .usage)
+}
+exit(Exit.yes.rawValue)

@@ -1,0 +1,254 @@
+import AzureModel
+import Foundation
+import GRPCTransport
+import InstancesProto
+import Synchronization
+import VMSSCache
+import VMSSLog
+
+/// Serves `cloudprovider.instances.v1.Instances`: decodes each request, asks the shared cache,
+/// and encodes the verdict or the status it maps to.
+public final class InstancesService: Sendable {
+    /// The service's full name, as `:path` and health checks spell it.
+    public static let name = "cloudprovider.instances.v1.Instances"
+
+    private let cache: InstanceCache
+    private let logger: Logger
+
+    /// A service answering from `cache`, logging one line per call at verbosity 2.
+    public init(cache: InstanceCache, logger: Logger) {
+        self.cache = cache
+        self.logger = logger
+    }
+
+    /// The handlers of every method, keyed by `:path`.
+    public var handlers: [String: RPCHandler] {
+        let prefix = "/\(InstancesService.name)/"
+        return [
+            prefix + "InstanceExistsByProviderID": .unary(existsByProviderID),
+            prefix + "InstanceShutdownByProviderID": .unary(shutdownByProviderID),
+            prefix + "InstanceExists": .unary(instanceExists),
+            prefix + "InstanceShutdown": .unary(instanceShutdown),
+            prefix + "InstanceMetadata": .unary(instanceMetadata),
+            prefix + "InstancesExist": .unary(instancesExist),
+        ]
+    }
+
+    private func existsByProviderID(
+        _ bytes: [UInt8], _ context: CallContext, _ responder: UnaryResponder
+    ) {
+        guard let request = try? ProviderIDRequest(serializedBytes: bytes) else {
+            return responder.fail(.unparsable("ProviderIDRequest"))
+        }
+        let call = CallLog(logger, method: "InstanceExistsByProviderID", request.providerID)
+        guard let question = question(providerID: request.providerID, call, responder) else {
+            return
+        }
+        cache.instanceExists(question) { result in
+            call.finish(result.map { "exists=\($0)" })
+            switch result {
+            case .success(let exists): responder.succeed(ExistsResponse(exists: exists).serializedBytes())
+            case .failure(let failure): responder.fail(GRPCStatus(failure))
+            }
+        }
+    }
+
+    private func shutdownByProviderID(
+        _ bytes: [UInt8], _ context: CallContext, _ responder: UnaryResponder
+    ) {
+        guard let request = try? ProviderIDRequest(serializedBytes: bytes) else {
+            return responder.fail(.unparsable("ProviderIDRequest"))
+        }
+        let call = CallLog(logger, method: "InstanceShutdownByProviderID", request.providerID)
+        guard let question = question(providerID: request.providerID, call, responder) else {
+            return
+        }
+        answerShutdown(question, call, responder)
+    }
+
+    private func instanceExists(_ bytes: [UInt8], _ context: CallContext, _ responder: UnaryResponder) {
+        guard let request = try? NodeRequest(serializedBytes: bytes) else {
+            return responder.fail(.unparsable("NodeRequest"))
+        }
+        let call = CallLog(logger, method: "InstanceExists", request.providerID, node: request.nodeName)
+        guard let question = question(node: request, call, responder) else { return }
+        cache.instanceExists(question) { result in
+            call.finish(result.map { "exists=\($0)" })
+            switch result {
+            case .success(let exists): responder.succeed(ExistsResponse(exists: exists).serializedBytes())
+            case .failure(let failure): responder.fail(GRPCStatus(failure))
+            }
+        }
+    }
+
+    private func instanceShutdown(
+        _ bytes: [UInt8], _ context: CallContext, _ responder: UnaryResponder
+    ) {
+        guard let request = try? NodeRequest(serializedBytes: bytes) else {
+            return responder.fail(.unparsable("NodeRequest"))
+        }
+        let call = CallLog(logger, method: "InstanceShutdown", request.providerID, node: request.nodeName)
+        guard let question = question(node: request, call, responder) else { return }
+        answerShutdown(question, call, responder)
+    }
+
+    private func answerShutdown(_ question: NodeQuestion, _ call: CallLog, _ responder: UnaryResponder) {
+        cache.instanceShutdown(question) { result in
+            call.finish(result.map { "shutdown=\($0)" })
+            switch result {
+            case .success(let shutdown):
+                responder.succeed(ShutdownResponse(shutdown: shutdown).serializedBytes())
+            case .failure(let failure):
+                responder.fail(GRPCStatus(failure))
+            }
+        }
+    }
+
+    private func instanceMetadata(
+        _ bytes: [UInt8], _ context: CallContext, _ responder: UnaryResponder
+    ) {
+        guard let request = try? NodeRequest(serializedBytes: bytes) else {
+            return responder.fail(.unparsable("NodeRequest"))
+        }
+        let call = CallLog(logger, method: "InstanceMetadata", request.providerID, node: request.nodeName)
+        guard let question = question(node: request, call, responder) else { return }
+        cache.instanceMetadata(question) { result in
+            call.finish(result.map { "instance_type=\($0.instanceType)" })
+            switch result {
+            case .success(let metadata):
+                let response = InstanceMetadataResponse(
+                    providerID: metadata.providerID,
+                    instanceType: metadata.instanceType,
+                    nodeAddresses: metadata.addresses.map {
+                        NodeAddress(type: $0.type, address: $0.address)
+                    },
+                    zone: metadata.zone,
+                    region: metadata.region)
+                responder.succeed(response.serializedBytes())
+            case .failure(let failure):
+                responder.fail(GRPCStatus(failure))
+            }
+        }
+    }
+
+    private func instancesExist(_ bytes: [UInt8], _ context: CallContext, _ responder: UnaryResponder) {
+        guard let request = try? InstancesExistRequest(serializedBytes: bytes) else {
+            return responder.fail(.unparsable("InstancesExistRequest"))
+        }
+        let batch = VerdictBatch(providerIDs: request.providerIDs) { verdicts in
+            responder.succeed(InstancesExistResponse(verdicts: verdicts).serializedBytes())
+        }
+        for (index, text) in request.providerIDs.enumerated() {
+            let providerID: ProviderID
+            do {
+                providerID = try ProviderID(parsing: text)
+            } catch {
+                batch.record(index, .failure(.invalidArgument(error.message)))
+                continue
+            }
+            cache.instanceExists(NodeQuestion(providerID: providerID)) { result in
+                batch.record(index, result)
+            }
+        }
+    }
+
+    /// The question for a provider ID, or nil after refusing a malformed one.
+    private func question(
+        providerID text: String, _ call: CallLog, _ responder: UnaryResponder
+    ) -> NodeQuestion? {
+        do {
+            return NodeQuestion(providerID: try ProviderID(parsing: text))
+        } catch {
+            let failure = VerdictFailure.invalidArgument(error.message)
+            call.finish(Result<String, VerdictFailure>.failure(failure))
+            responder.fail(GRPCStatus(failure))
+            return nil
+        }
+    }
+
+    /// The question for a node, or nil after refusing a malformed provider ID.
+    private func question(
+        node request: NodeRequest, _ call: CallLog, _ responder: UnaryResponder
+    ) -> NodeQuestion? {
+        guard var question = question(providerID: request.providerID, call, responder) else {
+            return nil
+        }
+        question.nodeName = request.nodeName
+        if request.creationUnixSeconds > 0 {
+            question.createdAt = Double(request.creationUnixSeconds)
+        }
+        return question
+    }
+}
+
+/// Gathers the verdicts of one `InstancesExist` call, which arrive from any thread in any order,
+/// and hands them over once the last one is in.
+private final class VerdictBatch: Sendable {
+    private struct State {
+        var verdicts: [InstanceVerdict]
+        var pending: Int
+    }
+
+    private let state: Mutex<State>
+    private let done: @Sendable ([InstanceVerdict]) -> Void
+
+    init(providerIDs: [String], done: @escaping @Sendable ([InstanceVerdict]) -> Void) {
+        let verdicts = providerIDs.map { InstanceVerdict(providerID: $0, exists: false) }
+        self.state = Mutex(State(verdicts: verdicts, pending: providerIDs.count))
+        self.done = done
+        if providerIDs.isEmpty {
+            done([])
+        }
+    }
+
+    func record(_ index: Int, _ result: Result<Bool, VerdictFailure>) {
+        let finished: [InstanceVerdict]? = state.withLock { state in
+            switch result {
+            case .success(let exists):
+                state.verdicts[index].exists = exists
+            case .failure(let failure):
+                let status = GRPCStatus(failure)
+                state.verdicts[index].code = status.code.rawValue
+                state.verdicts[index].message = status.message
+            }
+            state.pending -= 1
+            return state.pending == 0 ? state.verdicts : nil
+        }
+        if let finished {
+            done(finished)
+        }
+    }
+}
+
+/// The per-call log line written at verbosity 2 once the call is answered.
+struct CallLog: Sendable {
+    private let logger: Logger
+    private let method: String
+    private let providerID: String
+    private let node: String
+    private let started: ContinuousClock.Instant?
+
+    init(_ logger: Logger, method: String, _ providerID: String, node: String = "") {
+        self.logger = logger
+        self.method = method
+        self.providerID = providerID
+        self.node = node
+        self.started = logger.enabled(2) ? .now : nil
+    }
+
+    func finish<Value>(_ result: Result<Value, VerdictFailure>) {
+        guard let started else { return }
+        let elapsed = ContinuousClock.now - started
+        let microseconds = elapsed.components.seconds * 1_000_000
+            + elapsed.components.attoseconds / 1_000_000_000_000
+        let verdict: String
+        switch result {
+        case .success(let value): verdict = "\(value)"
+        case .failure(let failure): verdict = "\(GRPCStatus(failure).code)"
+        }
+        logger.info(
+            "rpc", level: 2,
+            ["method": method, "provider_id": providerID, "node": node, "verdict": verdict,
+             "duration_us": microseconds])
+    }
+}
