@@ -18,6 +18,9 @@ let usage = """
       health [SERVICE]            prints SERVING, NOT_SERVING or SERVICE_UNKNOWN
       stats                       prints the cache's counters and ARM calls
       invalidate [SUB RG VMSS]    forgets one scale set, or everything
+      bench [--connections N] [--concurrency N] [--seconds S] [--warmup S]
+            [--method M] (--provider-id ID)... | --provider-ids-file F
+                                  closed-loop load; prints calls/s and p50/p99 as JSON
 
     exit codes: 0 yes or done, 1 no, 2 usage error, 3 the call failed
     """
@@ -72,6 +75,14 @@ while let first = arguments.first, first.hasPrefix("--") {
 guard !socketPath.isEmpty else { fail("--socket is required\n\(usage)", .usage) }
 guard let command = arguments.first else { fail(usage, .usage) }
 let rest = Array(arguments.dropFirst())
+
+if command == "bench" {
+    do {
+        exit(runBench(socketPath: socketPath, plan: try BenchPlan(arguments: rest)))
+    } catch {
+        fail("bench: \(error)", .usage)
+    }
+}
 
 let connection: GRPCClientConnection
 do {
