@@ -351,3 +351,42 @@ def unix_channel() -> Iterator[Callable[..., Any]]:
     yield open_channel
     for channel in channels:
         channel.close()
+
+
+@pytest.fixture
+def goserver(goserver_binary, short_tmp) -> Iterator[Callable[..., Path]]:
+    """Starts the grpc-go reference server; returns its socket path once it accepts."""
+    processes: list[subprocess.Popen] = []
+
+    def start(*args: str) -> Path:
+        socket_path = short_tmp / f"goserver-{len(processes)}.sock"
+        log_path = short_tmp / f"goserver-{len(processes)}.log"
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen([str(goserver_binary), "-socket", str(socket_path), *args],
+                                       stdout=log, stderr=subprocess.STDOUT, env=loopback_env())
+        processes.append(process)
+        wait_for_socket(socket_path, process, START_TIMEOUT, log_path)
+        return socket_path
+
+    yield start
+    for process in processes:
+        stop_process(process, 10)
+
+
+@pytest.fixture
+def interop(interopclient_binary) -> Callable[..., subprocess.CompletedProcess]:
+    """Runs the grpc-go interop checker against a socket with JSON expectations.
+
+    `interop(socket, expectations, *args)` returns the completed process; its stdout has one
+    PASS/FAIL/SKIP line per check and the exit status is 0 only when every check passed.
+    """
+
+    def run(socket_path: Path, expectations: dict[str, Any], *args: str,
+            timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(interopclient_binary), "-socket", str(socket_path), "-expect", "-", *args],
+            input=json.dumps(expectations), capture_output=True, text=True, timeout=timeout,
+            env=loopback_env(),
+        )
+
+    return run
