@@ -133,7 +133,7 @@ const (
 	invalidID  = "not a provider id"
 )
 
-func startFake(t *testing.T) (*fakeInstances, string) {
+func startFake(t testing.TB) (*fakeInstances, string) {
 	t.Helper()
 	fake := &fakeInstances{
 		exists:   map[string]bool{liveID: true, stoppedID: true, goneID: false},
