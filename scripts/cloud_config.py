@@ -45,8 +45,30 @@ _INSTANCE_ID = re.compile(
 
 
 def cloud_config_for(inventory: dict[str, Any]) -> dict[str, Any]:
-    """The azure.json fields the inventory's fake Azure will accept."""
+    """The azure.json fields the inventory's fake Azure will accept.
+
+    In the fake's format, the tenant and the first client secret come from "credentials", and
+    the subscription, resource group and location are the first ones under "subscriptions".
+    Flat keys (azure.json or snake_case spelling, at the top level or under "credentials" or
+    "config") override those.
+    """
     config = dict(DEFAULT_CLOUD_CONFIG)
+    credentials = inventory.get("credentials")
+    if isinstance(credentials, dict):
+        secrets = credentials.get("clientSecrets")
+        if isinstance(secrets, list) and secrets and isinstance(secrets[0], dict):
+            config["aadClientId"] = secrets[0].get("clientId", config["aadClientId"])
+            config["aadClientSecret"] = secrets[0].get("clientSecret", config["aadClientSecret"])
+    subscriptions = inventory.get("subscriptions")
+    if isinstance(subscriptions, dict) and subscriptions:
+        subscription_id, subscription = next(iter(subscriptions.items()))
+        config["subscriptionId"] = subscription_id
+        groups = subscription.get("resourceGroups") if isinstance(subscription, dict) else None
+        if isinstance(groups, dict) and groups:
+            group_name, group = next(iter(groups.items()))
+            config["resourceGroup"] = group_name
+            if isinstance(group, dict) and isinstance(group.get("location"), str):
+                config["location"] = group["location"]
     sources = [inventory] + [
         inventory[key] for key in ("credentials", "config") if isinstance(inventory.get(key), dict)
     ]
@@ -56,6 +78,30 @@ def cloud_config_for(inventory: dict[str, Any]) -> dict[str, Any]:
                 if isinstance(source.get(key), str) and source[key]:
                     config[field] = source[key]
     return config
+
+
+def inventory_provider_ids(inventory: dict[str, Any]) -> Iterator[str]:
+    """The provider IDs of the uniform scale set instances and standalone VMs in the fake's
+    inventory format (instances listed under "vms", or 0..capacity-1)."""
+    subscriptions = inventory.get("subscriptions")
+    if not isinstance(subscriptions, dict):
+        return
+    for subscription_id, subscription in subscriptions.items():
+        groups = subscription.get("resourceGroups", {}) if isinstance(subscription, dict) else {}
+        for group_name, group in groups.items():
+            base = (f"azure:///subscriptions/{subscription_id}/resourceGroups/{group_name}"
+                    "/providers/Microsoft.Compute")
+            for scale_set in group.get("scaleSets", []):
+                if scale_set.get("orchestrationMode", "Uniform") != "Uniform":
+                    continue
+                instances = [str(vm.get("instanceId")) for vm in scale_set.get("vms", [])]
+                if "vms" not in scale_set:
+                    instances = [str(i) for i in range(int(scale_set.get("capacity", 0)))]
+                for instance in instances:
+                    yield (f"{base}/virtualMachineScaleSets/{scale_set['name']}"
+                           f"/virtualMachines/{instance}")
+            for vm in group.get("virtualMachines", []):
+                yield f"{base}/virtualMachines/{vm['name']}"
 
 
 def provider_ids(value: Any) -> Iterator[str]:
@@ -74,7 +120,8 @@ def provider_ids(value: Any) -> Iterator[str]:
 def main(argv: list[str]) -> int:
     if len(argv) == 3 and argv[1] == "--provider-ids":
         with open(argv[2]) as file:
-            seen = dict.fromkeys(provider_ids(json.load(file)))
+            inventory = json.load(file)
+        seen = dict.fromkeys([*inventory_provider_ids(inventory), *provider_ids(inventory)])
         print("\n".join(seen))
         return 0
     if len(argv) != 2:

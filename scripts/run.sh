@@ -9,6 +9,10 @@ vmssd=${VMSSD_BIN:-$root/.build/release/vmssd}
 vmssctl=${VMSSCTL_BIN:-$root/.build/release/vmssctl}
 fake=${FAKE_AZURE:-$root/fakeazure/fake_azure.py}
 inventory=${INVENTORY:-$root/fakeazure/demo-inventory.json}
+if [[ -z "${INVENTORY:-}" && ! -e "$inventory" && -e "$root/fakeazure/example-inventory.json" ]]; then
+    echo "run: no fakeazure/demo-inventory.json; using fakeazure/example-inventory.json" >&2
+    inventory="$root/fakeazure/example-inventory.json"
+fi
 
 for needed in "$vmssd" "$vmssctl" "$fake" "$inventory"; do
     if [[ ! -e "$needed" ]]; then

@@ -36,6 +36,8 @@ from cloud_config import DEFAULT_CLOUD_CONFIG, cloud_config_for  # noqa: E402,F4
 
 FAKE_AZURE = Path(os.environ.get("FAKE_AZURE", ROOT / "fakeazure" / "fake_azure.py"))
 DEMO_INVENTORY = ROOT / "fakeazure" / "demo-inventory.json"
+if not DEMO_INVENTORY.is_file() and (ROOT / "fakeazure" / "example-inventory.json").is_file():
+    DEMO_INVENTORY = ROOT / "fakeazure" / "example-inventory.json"
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 35.0
 
