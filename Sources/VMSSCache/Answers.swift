@@ -123,6 +123,8 @@ public struct CacheStats: Sendable, Equatable {
     public var backendCalls = 0
     /// Entries cached now: scale sets, VMs and scale-set lists.
     public var entries = 0
+    /// Cloud reads in the air now.
+    public var readsInFlight = 0
 
     /// All zero.
     public init() {}

@@ -704,6 +704,7 @@ struct CacheState {
     func stats() -> CacheStats {
         var stats = counters
         stats.entries = scaleSets.count + machines.count + scaleSetLists.count
+        stats.readsInFlight = flights.count
         return stats
     }
 
