@@ -8,7 +8,8 @@ enum QuestionKind: UInt8, Sendable {
 /// A verdict before it is handed to the caller's completion.
 enum Verdict: Sendable {
     case bool(Bool)
-    case metadata(InstanceMetadata)
+    /// Boxed, so that the far more frequent boolean answers move a few bytes, not 80.
+    indirect case metadata(InstanceMetadata)
 
     var bool: Bool {
         if case .bool(let value) = self { return value }
@@ -27,13 +28,22 @@ enum Sink: Sendable {
     func deliver(_ result: Result<Verdict, VerdictFailure>, _ info: AnswerInfo) {
         switch self {
         case .bool(let completion):
-            completion(result.map(\.bool))
+            completion(Self.bool(result))
         case .boolInfo(let completion):
-            completion(result.map(\.bool), info)
+            completion(Self.bool(result), info)
         case .metadata(let completion):
             completion(result.map(Self.metadata))
         case .metadataInfo(let completion):
             completion(result.map(Self.metadata), info)
+        }
+    }
+
+    private static func bool(_ result: Result<Verdict, VerdictFailure>)
+        -> Result<Bool, VerdictFailure>
+    {
+        switch result {
+        case .success(let verdict): .success(verdict.bool)
+        case .failure(let failure): .failure(failure)
         }
     }
 
@@ -395,8 +405,9 @@ struct CacheState {
         now: Double,
         actions: inout Actions
     ) -> Step {
-        let key = FlightKey.scaleSet(instance.scaleSet)
-        let failure = waiter.failure(for: key)
+        // Built only when needed: a hit should not pay for copying the key.
+        var key: FlightKey { .scaleSet(instance.scaleSet) }
+        let failure = waiter.failure == nil ? nil : waiter.failure(for: key)
         guard let slot = scaleSets.index(forKey: instance.scaleSet) else {
             if let failure {
                 return unavailable(failure, "scale set \(instance.scaleSet)", now: now)
@@ -451,8 +462,9 @@ struct CacheState {
                 }
                 return .wait(key, reason: .refresh)
             }
-            refreshAheadIfDue(
-                key, entry.fetchStart, entry.expiresAt, &waiter, now: now, actions: &actions)
+            if now >= entry.fetchStart + 0.8 * (entry.expiresAt - entry.fetchStart) {
+                refreshAhead(key, &waiter, now: now, actions: &actions)
+            }
         } else {
             guard let failure else { return .wait(key, reason: .miss) }
             // Stale data may say "it is there", never "it is gone".
@@ -494,8 +506,8 @@ struct CacheState {
         now: Double,
         actions: inout Actions
     ) -> Step {
-        let key = FlightKey.machine(ref)
-        let failure = waiter.failure(for: key)
+        var key: FlightKey { .machine(ref) }
+        let failure = waiter.failure == nil ? nil : waiter.failure(for: key)
         guard let slot = machines.index(forKey: ref) else {
             if let failure { return unavailable(failure, "VM \(ref)", now: now) }
             return .wait(key, reason: .miss)
@@ -525,8 +537,9 @@ struct CacheState {
                 if let failure { return unavailable(failure, "VM \(ref)", now: now) }
                 return .wait(key, reason: .refresh)
             }
-            refreshAheadIfDue(
-                key, entry.fetchStart, entry.expiresAt, &waiter, now: now, actions: &actions)
+            if now >= entry.fetchStart + 0.8 * (entry.expiresAt - entry.fetchStart) {
+                refreshAhead(key, &waiter, now: now, actions: &actions)
+            }
         } else {
             guard let failure else { return .wait(key, reason: .miss) }
             guard now <= entry.expiresAt + config.staleAllowance, !deleting else {
@@ -566,17 +579,13 @@ struct CacheState {
 
     /// An entry asked about in its last fifth of life is reread in the background, once, so
     /// that a busy key never expires under its callers.
-    private mutating func refreshAheadIfDue(
+    private mutating func refreshAhead(
         _ key: FlightKey,
-        _ fetchStart: Double,
-        _ expiresAt: Double,
         _ waiter: inout Waiter,
         now: Double,
         actions: inout Actions
     ) {
-        guard now >= fetchStart + 0.8 * (expiresAt - fetchStart), now >= throttledUntil,
-            flights[key] == nil
-        else { return }
+        guard now >= throttledUntil, flights[key] == nil else { return }
         flights[key] = Flight(startedAt: now, waiters: [])
         waiter.calls += 1
         counters.backendCalls += 1
