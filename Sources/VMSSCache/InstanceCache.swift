@@ -65,7 +65,9 @@ public final class InstanceCache: Sendable {
     }
 
     /// Whether the node's instance is shut down: `true` only when provisioning succeeded and the
-    /// power state is stopped, deallocating or deallocated. Unknown or missing is `false`.
+    /// power state is stopped, deallocating or deallocated. Unknown or missing is `false`, as is
+    /// an unmanaged node or one with neither provider ID nor name; a node with only a name is
+    /// looked up by it.
     public func instanceShutdown(
         _ question: NodeQuestion,
         completion: @escaping @Sendable (Result<Bool, VerdictFailure>) -> Void
@@ -83,7 +85,7 @@ public final class InstanceCache: Sendable {
 
     /// The node's provider ID, size, addresses, zone and region. A missing instance is
     /// `.notFound`. Private IPs are read once, on the first metadata question, and kept with
-    /// the entry.
+    /// the entry. An unmanaged node gets its provider ID back and every other field empty.
     public func instanceMetadata(
         _ question: NodeQuestion,
         completion: @escaping @Sendable (Result<InstanceMetadata, VerdictFailure>) -> Void

@@ -23,10 +23,33 @@ struct CacheBehaviourTests {
         await eventually { answers.all.count == 50 }
 
         #expect(answers.all.allSatisfy { $0.0 == .success(true) })
-        #expect(answers.all.filter { $0.1 == AnswerInfo(outcome: .refresh, backendCalls: 1) }.count == 1)
+        #expect(
+            answers.all.filter { $0.1 == AnswerInfo(outcome: .refresh, backendCalls: 1) }.count == 1
+        )
         #expect(answers.all.filter { $0.1.outcome == .coalesced }.count == 49)
         #expect(fixture.backend.calls(.listVMs) == 2)
         #expect(fixture.cache.stats().refreshes == 1)
+    }
+
+    @Test("a question joining a read that started long before it rereads before saying gone")
+    func joinedOldReadIsNotEvidence() async {
+        let fixture = Fixture { $0.refreshOnMissInterval = 10 }
+        let pool = scaleSet("pool")
+        fixture.backend.update { $0.scaleSets[pool] = [instanceVM(1)] }
+        fixture.backend.hold()
+        let answers = Answers<(Result<Bool, VerdictFailure>, AnswerInfo)>()
+
+        fixture.cache.instanceExists(node(pool, 1), reporting: { answers.append(($0, $1)) })
+        await eventually { fixture.backend.parkedCalls == 1 }
+        fixture.clock.advance(20)
+        fixture.cache.instanceExists(node(pool, 2), reporting: { answers.append(($0, $1)) })
+        fixture.backend.release()
+        await eventually { answers.all.count == 2 }
+
+        let late = answers.all.first { $0.1.outcome == .coalesced }
+        #expect(late?.0 == .success(false))
+        #expect(late?.1.backendCalls == 1)
+        #expect(fixture.backend.calls(.listVMs) == 2)
     }
 
     @Test("a listing fetched within the refresh-on-miss interval is the evidence")
@@ -132,7 +155,9 @@ struct CacheBehaviourTests {
     func standaloneSingleFlight() async {
         let fixture = Fixture()
         let ref = VirtualMachineRef(resourceGroup: group, name: "vm-a")
-        fixture.backend.update { $0.machines[ref] = VirtualMachine(name: "vm-a", provisioningState: .succeeded) }
+        fixture.backend.update {
+            $0.machines[ref] = VirtualMachine(name: "vm-a", provisioningState: .succeeded)
+        }
         fixture.backend.hold()
         let answers = Answers<Result<Bool, VerdictFailure>>()
 

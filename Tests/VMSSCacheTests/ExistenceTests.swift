@@ -78,7 +78,10 @@ struct ExistenceTests {
 
     @Test("stale serves stop at maxStale past expiry")
     func staleServeBound() async {
-        let fixture = Fixture { $0.listingTTL = 600; $0.maxStale = 300 }
+        let fixture = Fixture {
+            $0.listingTTL = 600
+            $0.maxStale = 300
+        }
         let pool = scaleSet("pool")
         fixture.backend.update { $0.scaleSets[pool] = [instanceVM(1)] }
         _ = await fixture.exists(node(pool, 1))
@@ -87,8 +90,12 @@ struct ExistenceTests {
         fixture.backend.update { $0.failure = .transient("connection reset") }
         let (verdict, _) = await fixture.exists(node(pool, 1))
 
-        #expect(verdict == .failure(.unavailable("scale set sub-1/rg-nodes/pool: connection reset",
-            retryAfterSeconds: nil)))
+        #expect(
+            verdict
+                == .failure(
+                    .unavailable(
+                        "scale set sub-1/rg-nodes/pool: connection reset",
+                        retryAfterSeconds: nil)))
         #expect(fixture.backend.calls(.listVMs) == 2)
     }
 
@@ -171,7 +178,8 @@ struct ExistenceTests {
         _ = await fixture.exists(node(deleted, 1))
         fixture.clock.advance(5)
 
-        let (young, _) = await fixture.exists(node(deleted, 1, createdAt: fixture.clock.now - 400 + 200))
+        let (young, _) = await fixture.exists(
+            node(deleted, 1, createdAt: fixture.clock.now - 400 + 200))
         let (old, _) = await fixture.exists(node(deleted, 1, createdAt: fixture.clock.now - 400))
 
         #expect(young == .success(true))

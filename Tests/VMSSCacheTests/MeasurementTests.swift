@@ -5,7 +5,9 @@ import Testing
 import VMSSCache
 
 /// Figures for the hot path and memory; run with `VMSS_MEASURE=1`, ideally `-c release`.
-@Suite("Measurements", .serialized, .enabled(if: ProcessInfo.processInfo.environment["VMSS_MEASURE"] == "1"))
+@Suite(
+    "Measurements", .serialized,
+    .enabled(if: ProcessInfo.processInfo.environment["VMSS_MEASURE"] == "1"))
 struct MeasurementTests {
     static let prefix = "aks-nodepool1-12345678-vmss"
 
@@ -33,7 +35,9 @@ struct MeasurementTests {
     }
 
     static func residentBytes() -> Int {
-        guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else {
+            return 0
+        }
         let fields = statm.split(separator: " ")
         return (Int(fields[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
@@ -54,17 +58,21 @@ struct MeasurementTests {
         let start = ContinuousClock.now
         let cpuStart = Self.threadCPUSeconds()
         for _ in 0..<rounds {
-            for question in questions { fixture.cache.instanceExists(question, completion: completion) }
+            for question in questions {
+                fixture.cache.instanceExists(question, completion: completion)
+            }
         }
         let cpu = Self.threadCPUSeconds() - cpuStart
         let elapsed = ContinuousClock.now - start
 
         let answers = rounds * questions.count
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds =
+            Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         // The loop never suspends, so this thread's CPU time is the cost, whatever else runs.
         let nanoseconds = cpu * 1e9 / Double(answers)
-        print("hot path: \(answers) cached exists answers, \(Int(nanoseconds)) ns CPU each, "
-            + "\(Int(seconds * 1e9 / Double(answers))) ns wall each")
+        print(
+            "hot path: \(answers) cached exists answers, \(Int(nanoseconds)) ns CPU each, "
+                + "\(Int(seconds * 1e9 / Double(answers))) ns wall each")
         #expect(trues.load(ordering: .relaxed) == answers)
         #expect(fixture.backend.totalCalls == 1)
         #expect(nanoseconds < 5_000)
@@ -88,7 +96,10 @@ struct MeasurementTests {
         let after = Self.residentBytes()
 
         let perVM = Double(after - before) / 100_000
-        print("memory: RSS \(before / 1024) KiB -> \(after / 1024) KiB, \(Int(perVM)) bytes per cached VM")
+        print(
+            "memory: RSS \(before / 1024) KiB -> \(after / 1024) KiB, "
+                + "\(Int(perVM)) bytes per cached VM"
+        )
         #expect(fixture.cache.stats().entries == 100)
         #expect(await fixture.exists(node(scaleSet("pool-42"), 999)).0 == .success(true))
         #expect(perVM < 400)

@@ -10,7 +10,9 @@ struct ShutdownAndMetadataTests {
         let shutDown: Bool
 
         var testDescription: String {
-            "\(provisioning.map { "\($0)" } ?? "nil")/\(power.map { "\($0)" } ?? "nil") -> \(shutDown)"
+            let provisioning = self.provisioning.map { "\($0)" } ?? "nil"
+            let power = self.power.map { "\($0)" } ?? "nil"
+            return "\(provisioning)/\(power) -> \(shutDown)"
         }
     }
 
@@ -28,7 +30,9 @@ struct ShutdownAndMetadataTests {
         PowerCase(provisioning: nil, power: .stopped, shutDown: false),
     ]
 
-    @Test("shutdown is true only for a succeeded VM that is stopped or deallocated", arguments: powerCases)
+    @Test(
+        "shutdown is true only for a succeeded VM that is stopped or deallocated",
+        arguments: powerCases)
     func shutdownTable(case row: PowerCase) async {
         let fixture = Fixture()
         let pool = scaleSet("pool")
@@ -55,10 +59,13 @@ struct ShutdownAndMetadataTests {
 
         let missing = await fixture.cache.instanceShutdown(node(pool, 2)).0
         let deleted = await fixture.cache.instanceShutdown(node(scaleSet("gone"), 2)).0
-        let unmanaged = await fixture.cache.instanceShutdown(NodeQuestion(providerID: .unmanaged("aws:///x"))).0
+        let unmanaged = await fixture.cache.instanceShutdown(
+            NodeQuestion(providerID: .unmanaged("aws:///x"))
+        ).0
         let empty = await fixture.cache.instanceShutdown(NodeQuestion(providerID: .empty)).0
 
-        #expect([missing, deleted, unmanaged, empty] == Array(repeating: .success(false), count: 4))
+        #expect(
+            [missing, deleted, unmanaged, empty] == Array(repeating: .success(false), count: 4))
         #expect(fixture.backend.calls(.listVMs) == 2)
     }
 
@@ -121,7 +128,9 @@ struct ShutdownAndMetadataTests {
     func standaloneMetadata() async {
         let fixture = Fixture()
         let ref = VirtualMachineRef(resourceGroup: group, name: "VM-A")
-        let nic = "/subscriptions/sub-1/resourceGroups/rg-nodes/providers/Microsoft.Network/networkInterfaces/nic-a"
+        let nic =
+            "/subscriptions/sub-1/resourceGroups/rg-nodes/providers/Microsoft.Network/"
+            + "networkInterfaces/nic-a"
         fixture.backend.update {
             $0.machines[ref] = VirtualMachine(
                 name: "VM-A", computerName: "vm-a", location: "West Europe", zones: ["1"],
@@ -174,7 +183,8 @@ struct ShutdownAndMetadataTests {
 @Suite("Node-name lookups")
 struct NameLookupTests {
     static func uniform(_ name: String, prefix: String) -> ScaleSetSummary {
-        ScaleSetSummary(ref: scaleSet(name), orchestrationMode: .uniform, computerNamePrefix: prefix)
+        ScaleSetSummary(
+            ref: scaleSet(name), orchestrationMode: .uniform, computerNamePrefix: prefix)
     }
 
     func fixture() -> Fixture {
@@ -183,12 +193,15 @@ struct NameLookupTests {
             $0.summaries[group] = [
                 Self.uniform("pool", prefix: "aks-pool-vmss"),
                 Self.uniform("poolx", prefix: "aks-pool-vmssx"),
-                ScaleSetSummary(ref: scaleSet("flex"), orchestrationMode: .flexible, computerNamePrefix: "flex"),
+                ScaleSetSummary(
+                    ref: scaleSet("flex"), orchestrationMode: .flexible,
+                    computerNamePrefix: "flex"),
             ]
             $0.scaleSets[scaleSet("pool")] = [instanceVM(10, prefix: "aks-pool-vmss")]
             $0.scaleSets[scaleSet("poolx")] = [instanceVM(1, prefix: "aks-pool-vmssx")]
             $0.machines[VirtualMachineRef(resourceGroup: group, name: "flex_abc123")] =
-                VirtualMachine(name: "flex_abc123", computerName: "flex_abc123", provisioningState: .succeeded)
+                VirtualMachine(
+                    name: "flex_abc123", computerName: "flex_abc123", provisioningState: .succeeded)
         }
         return fixture
     }
@@ -201,7 +214,9 @@ struct NameLookupTests {
     func uniformByPrefix() async {
         let fixture = fixture()
         fixture.backend.update {
-            $0.instanceIPs[ScaleSetInstanceRef(scaleSet: scaleSet("pool"), instanceID: "10")] = ["10.1.0.10"]
+            $0.instanceIPs[ScaleSetInstanceRef(scaleSet: scaleSet("pool"), instanceID: "10")] = [
+                "10.1.0.10"
+            ]
         }
 
         let exists = await fixture.exists(named("AKS-Pool-VMSS00000A")).0
@@ -210,7 +225,9 @@ struct NameLookupTests {
 
         #expect(exists == .success(true))
         #expect(longestPrefix == .success(true))
-        #expect(metadata?.providerID.hasSuffix("/virtualMachineScaleSets/pool/virtualMachines/10") == true)
+        #expect(
+            metadata?.providerID.hasSuffix("/virtualMachineScaleSets/pool/virtualMachines/10")
+                == true)
         #expect(fixture.backend.calls(.listScaleSets) == 1)
         #expect(fixture.backend.calls(.listVMs) == 2)
         #expect(fixture.backend.calls(.getVM) == 0)
@@ -252,8 +269,12 @@ struct NameLookupTests {
 
         let verdict = await fixture.exists(named("aks-pool-vmss00000a")).0
 
-        #expect(verdict == .failure(.unavailable(
-            "listing scale sets of sub-1/rg-nodes: Azure is throttling reads", retryAfterSeconds: 12)))
+        #expect(
+            verdict
+                == .failure(
+                    .unavailable(
+                        "listing scale sets of sub-1/rg-nodes: Azure is throttling reads",
+                        retryAfterSeconds: 12)))
         #expect(fixture.backend.totalCalls == 1)
     }
 }
