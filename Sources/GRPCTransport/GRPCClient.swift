@@ -84,8 +84,10 @@ public final class GRPCClientConnection: Sendable {
 
     /// A unary call with a chosen content-type, reporting the HTTP status too; for tests of the
     /// server's request validation.
+    /// - Parameter unframed: send `request` verbatim as the DATA payload, without a prefix.
     func rawUnary(
-        path: String, request: [UInt8], contentType: String
+        path: String, request: [UInt8], contentType: String = "application/grpc",
+        unframed: Bool = false
     ) async -> (httpStatus: Int, result: Result<[UInt8], GRPCStatus>) {
         await withCheckedContinuation { continuation in
             let box = ClientCallBox()
@@ -95,6 +97,7 @@ public final class GRPCClientConnection: Sendable {
                     continuation.resume(returning: (box.call?.httpStatus ?? 0, result))
                     box.call = nil
                 }))
+            if unframed { call.requestOffset = 0 }
             box.call = call
             submit(call)
         }
