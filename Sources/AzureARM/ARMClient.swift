@@ -71,6 +71,12 @@ public final class ARMClient: InstanceBackend, Sendable {
         gate.secondsUntilOpen()
     }
 
+    /// Obtains a token now, so that readiness can be reported before the first question.
+    /// - Throws: the `CloudError` the token endpoint's answer was classified as.
+    public func prefetchToken() async throws(CloudError) {
+        _ = try await tokens.token()
+    }
+
     // MARK: - InstanceBackend
 
     public func listScaleSetVirtualMachines(_ scaleSet: ScaleSetRef) async throws(CloudError) -> [VirtualMachine] {

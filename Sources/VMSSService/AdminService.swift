@@ -33,13 +33,13 @@ public final class AdminService: Sendable {
         }
         let counters = cache.stats()
         var response = StatsResponse()
-        response.hits = counters.hits
-        response.misses = counters.misses
-        response.goneHits = counters.goneHits
-        response.coalescedWaiters = counters.coalescedWaiters
-        response.refreshes = counters.refreshes
-        response.staleServes = counters.staleServes
-        response.entries = counters.entries
+        response.hits = UInt64(counters.hits)
+        response.misses = UInt64(counters.misses)
+        response.goneHits = UInt64(counters.goneHits)
+        response.coalescedWaiters = UInt64(counters.coalescedWaiters)
+        response.refreshes = UInt64(counters.refreshes)
+        response.staleServes = UInt64(counters.staleServes)
+        response.entries = UInt64(counters.entries)
         response.armCalls = armCalls()
         responder.succeed(response.serializedBytes())
     }

@@ -1,5 +1,6 @@
 import AzureARM
 import AzureModel
+import Dispatch
 import Foundation
 import GRPCTransport
 import InstancesProto
@@ -141,5 +142,26 @@ final class Daemon: Sendable {
                 "rate_limit_bucket": configuration.rateLimitBucket,
                 "drain_timeout_s": options.drainTimeout,
             ])
+    }
+}
+
+/// Blocks until SIGTERM or SIGINT arrives. The signals are taken from dispatch sources rather
+/// than a signal handler, so that what follows may do real work.
+func waitForStopSignal(logger: Logger) {
+    let stopRequested = DispatchSemaphore(value: 0)
+    var sources: [DispatchSourceSignal] = []
+    for (number, name) in [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")] {
+        signal(number, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+        source.setEventHandler { @Sendable in
+            logger.info("stopping", ["signal": name])
+            stopRequested.signal()
+        }
+        source.resume()
+        sources.append(source)
+    }
+    stopRequested.wait()
+    for source in sources {
+        source.cancel()
     }
 }

@@ -40,20 +40,7 @@ do {
     exit(1)
 }
 
-// Signals are taken from a dispatch source, so the handler may do real work.
-let stopRequested = DispatchSemaphore(value: 0)
-var signalSources: [DispatchSourceSignal] = []
-for number in [SIGTERM, SIGINT] {
-    signal(number, SIG_IGN)
-    let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-    source.setEventHandler {
-        logger.info("stopping", ["signal": number == SIGTERM ? "SIGTERM" : "SIGINT"])
-        stopRequested.signal()
-    }
-    source.resume()
-    signalSources.append(source)
-}
-stopRequested.wait()
+waitForStopSignal(logger: logger)
 daemon.stop()
 logger.info("stopped")
 exit(0)
