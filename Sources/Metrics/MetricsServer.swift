@@ -145,25 +145,55 @@ private final class Handler: Sendable {
     static let plain = "text/plain; charset=utf-8"
 }
 
+/// The most request body discarded before answering; past it the answer goes out at once and
+/// the connection is closed, so a huge upload costs little.
+private let bodyDrainLimit = 1 << 20
+
 /// The libmicrohttpd access handler: capture-free, finds its `Handler` through `context`.
 ///
-/// The answer is queued on the first call for a request. A request body is never read; should
-/// the daemon call again with body bytes, they are discarded.
+/// `requestState` tells the calls for one request apart: `nil` on the first call, then 1 once
+/// answered, or 2 plus the body bytes discarded so far while a body is being drained. A request
+/// body is never used, but a refused POST is read to its end before the 405 goes out, so a
+/// client still sending is not cut off with a reset. The answer to a GET or HEAD goes out on the
+/// first call, as does a 405 when the client waits for `100 Continue` before sending its body.
 private let handleRequest: MHD_AccessHandlerCallback = {
     context, connection, url, method, _, _, uploadSize, requestState in
-    guard let context, let connection, let requestState else { return .NO }
-    if requestState.pointee != nil {
-        uploadSize?.pointee = 0
+    guard let context, let connection, let requestState, let uploadSize else { return .NO }
+    let state = Int(bitPattern: requestState.pointee)
+    if state == answeredState {
+        uploadSize.pointee = 0
         return .YES
     }
-    // Any non-null marker says "already answered"; the pointer is never dereferenced.
-    requestState.pointee = context
 
     let handler = Unmanaged<Handler>.fromOpaque(context).takeUnretainedValue()
     let methodName = method.map { String(cString: $0) } ?? ""
-    let path = url.map { String(cString: $0) } ?? ""
-    let answer = handler.answer(method: methodName, path: path)
+    if state == 0 && methodName != "GET" && methodName != "HEAD"
+        && MHD_lookup_connection_value(connection, .HEADER_KIND, "Expect") == nil
+    {
+        requestState.pointee = UnsafeMutableRawPointer(bitPattern: drainingState)
+        return .YES
+    }
+    if state >= drainingState && uploadSize.pointee > 0 {
+        let drained = state - drainingState + uploadSize.pointee
+        uploadSize.pointee = 0
+        if drained <= bodyDrainLimit {
+            requestState.pointee = UnsafeMutableRawPointer(bitPattern: drainingState + drained)
+            return .YES
+        }
+    }
 
+    requestState.pointee = UnsafeMutableRawPointer(bitPattern: answeredState)
+    let path = url.map { String(cString: $0) } ?? ""
+    return respond(connection, handler.answer(method: methodName, path: path))
+}
+
+private let answeredState = 1
+private let drainingState = 2
+
+/// Queues `answer` on `connection`; libmicrohttpd copies the body.
+private func respond(
+    _ connection: OpaquePointer, _ answer: (status: UInt32, type: String, body: String)
+) -> MHD_Result {
     var body = answer.body
     return body.withUTF8 { bytes in
         guard
