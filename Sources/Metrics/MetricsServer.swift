@@ -119,7 +119,10 @@ private final class Handler: Sendable {
     let render: @Sendable () -> String
     let ready: @Sendable () -> (Bool, String)
 
-    init(render: @escaping @Sendable () -> String, ready: @escaping @Sendable () -> (Bool, String)) {
+    init(
+        render: @escaping @Sendable () -> String,
+        ready: @escaping @Sendable () -> (Bool, String)
+    ) {
         self.render = render
         self.ready = ready
     }

@@ -18,7 +18,9 @@ struct PrometheusTextTests {
         var page = PrometheusText()
         page.counter("c_total", help: "two\nlines \\ here", [(labels: [], value: 3)])
 
-        #expect(page.text == "# HELP c_total two\\nlines \\\\ here\n# TYPE c_total counter\nc_total 3\n")
+        #expect(
+            page.text == "# HELP c_total two\\nlines \\\\ here\n# TYPE c_total counter\nc_total 3\n"
+        )
     }
 
     @Test("HELP and TYPE appear once per family and its samples stay together")
@@ -31,10 +33,11 @@ struct PrometheusTextTests {
 
         #expect(lines.filter { $0 == "# HELP a_total A." }.count == 1)
         #expect(lines.filter { $0 == "# TYPE a_total counter" }.count == 1)
-        #expect(lines == [
-            "# HELP a_total A.", "# TYPE a_total counter", #"a_total{k="1"} 1"#,
-            #"a_total{k="2"} 5"#, "# HELP b B.", "# TYPE b gauge", "b 2",
-        ])
+        #expect(
+            lines == [
+                "# HELP a_total A.", "# TYPE a_total counter", #"a_total{k="1"} 1"#,
+                #"a_total{k="2"} 5"#, "# HELP b B.", "# TYPE b gauge", "b 2",
+            ])
     }
 
     @Test("histogram buckets are cumulative and end with +Inf, _sum and _count")
@@ -44,17 +47,18 @@ struct PrometheusTextTests {
             "d_seconds", help: "D.", upperBounds: [0.1, 1, 2.5],
             [(labels: [("m", "x")], bucketCounts: [3, 0, 2, 4], sum: 12.75)])
 
-        #expect(page.text == """
-            # HELP d_seconds D.
-            # TYPE d_seconds histogram
-            d_seconds_bucket{m="x",le="0.1"} 3
-            d_seconds_bucket{m="x",le="1"} 3
-            d_seconds_bucket{m="x",le="2.5"} 5
-            d_seconds_bucket{m="x",le="+Inf"} 9
-            d_seconds_sum{m="x"} 12.75
-            d_seconds_count{m="x"} 9
+        #expect(
+            page.text == """
+                # HELP d_seconds D.
+                # TYPE d_seconds histogram
+                d_seconds_bucket{m="x",le="0.1"} 3
+                d_seconds_bucket{m="x",le="1"} 3
+                d_seconds_bucket{m="x",le="2.5"} 5
+                d_seconds_bucket{m="x",le="+Inf"} 9
+                d_seconds_sum{m="x"} 12.75
+                d_seconds_count{m="x"} 9
 
-            """)
+                """)
     }
 
     @Test(

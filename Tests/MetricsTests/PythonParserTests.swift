@@ -40,7 +40,8 @@ struct PythonParserTests {
         python.standardOutput = output
         python.standardError = output
         try python.run()
-        let report = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let report = String(
+            decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         python.waitUntilExit()
 
         #expect(python.terminationStatus == 0, "\(report)")

@@ -33,9 +33,14 @@ struct RPCMetricsTests {
         var page = PrometheusText()
         metrics.write(to: &page)
         let text = page.text
-        #expect(text.contains(#"vmssd_rpc_duration_seconds_count{method="\#(Self.exists)"} \#(half)"#))
-        #expect(text.contains(#"vmssd_rpc_duration_seconds_sum{method="\#(Self.exists)"} \#(half / 2)"#))
-        #expect(text.contains(#"vmssd_rpc_duration_seconds_sum{method="\#(Self.shutdown)"} \#(half / 4)"#))
+        #expect(
+            text.contains(#"vmssd_rpc_duration_seconds_count{method="\#(Self.exists)"} \#(half)"#))
+        #expect(
+            text.contains(#"vmssd_rpc_duration_seconds_sum{method="\#(Self.exists)"} \#(half / 2)"#)
+        )
+        #expect(
+            text.contains(
+                #"vmssd_rpc_duration_seconds_sum{method="\#(Self.shutdown)"} \#(half / 4)"#))
         #expect(text.contains(#"vmssd_rpc_duration_seconds_count{method="other"} \#(threads)"#))
     }
 
@@ -59,8 +64,11 @@ struct RPCMetricsTests {
         var page = PrometheusText()
         metrics.write(to: &page)
 
-        #expect(page.text.contains(#"vmssd_rpc_requests_total{method="\#(Self.exists)",code="OK"} 0"#))
-        #expect(page.text.contains(#"vmssd_rpc_duration_seconds_bucket{method="\#(Self.shutdown)",le="+Inf"} 0"#))
+        #expect(
+            page.text.contains(#"vmssd_rpc_requests_total{method="\#(Self.exists)",code="OK"} 0"#))
+        #expect(
+            page.text.contains(
+                #"vmssd_rpc_duration_seconds_bucket{method="\#(Self.shutdown)",le="+Inf"} 0"#))
         #expect(!page.text.contains(#"method="other""#))
         #expect(page.text.components(separatedBy: "# TYPE ").count == 3)
     }

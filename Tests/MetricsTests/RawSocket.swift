@@ -61,7 +61,9 @@ final class RawSocket {
         var received: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
-            let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+            let count = chunk.withUnsafeMutableBytes {
+                recv(descriptor, $0.baseAddress, $0.count, 0)
+            }
             if count == 0 { return String(decoding: received, as: UTF8.self) }
             if count < 0 { return errno == EINTR ? nil : nil }
             received += chunk[0..<count]
