@@ -126,6 +126,20 @@ struct MetricsServerTests {
         #expect(stillServing.status == 200)
     }
 
+    @Test("HEAD answers like GET without a body")
+    func headHasNoBody() throws {
+        let server = try Self.start()
+        defer { server.stop() }
+        let client = try RawSocket(host: "127.0.0.1", port: server.port)
+
+        client.send("HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        let reply = try #require(client.readToEnd())
+
+        #expect(reply.hasPrefix("HTTP/1.1 200"))
+        #expect(reply.hasSuffix("\r\n\r\n"))
+        #expect(!reply.contains("vmssd_rpc"))
+    }
+
     @Test(
         "a malformed address is refused with a message naming it",
         arguments: [
@@ -153,6 +167,7 @@ struct MetricsServerTests {
 
         #expect(error?.code == .startFailed)
         #expect(error?.message.contains(address) == true)
+        #expect(error?.message.contains("in use") == true, "\(String(describing: error))")
     }
 
     @Test("stop frees the port for a second server")
