@@ -65,7 +65,7 @@ final class RawSocket {
                 recv(descriptor, $0.baseAddress, $0.count, 0)
             }
             if count == 0 { return String(decoding: received, as: UTF8.self) }
-            if count < 0 { return errno == EINTR ? nil : nil }
+            if count < 0 { return nil }
             received += chunk[0..<count]
         }
     }
