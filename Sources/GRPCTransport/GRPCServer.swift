@@ -11,6 +11,15 @@ import Synchronization
 ///
 /// Connections are spread over a few event-loop threads; a handler is called on the thread of its
 /// connection and may answer there (the fast path) or later from any thread.
+///
+/// What the server decides by itself, before any handler runs: a method other than POST gets
+/// HTTP 405, a content-type not starting with `application/grpc` HTTP 415, an unknown path
+/// UNIMPLEMENTED, a malformed `grpc-timeout` INTERNAL (as grpc-go does, rather than silently
+/// running without a deadline), a request whose length prefix exceeds the receive limit
+/// RESOURCE_EXHAUSTED (decided from the prefix), a compressed message INTERNAL (no compression is
+/// negotiated; a `grpc-encoding` other than identity is UNIMPLEMENTED), and a unary request with
+/// zero, two or a truncated message INTERNAL. When the deadline passes before the handler
+/// answers, the client gets DEADLINE_EXCEEDED and the later answer is dropped.
 public final class GRPCServer: Sendable {
     private struct Running {
         var loops: [EventLoop]
