@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 internal import CNGHTTP2
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 
 /// The epoll event bits, spelled out because the C enum does not import everywhere.
 enum Epoll {
@@ -89,11 +90,13 @@ final class EventLoop: @unchecked Sendable {
     func start() throws(TransportError) {
         let box = Unmanaged.passRetained(self).toOpaque()
         var tid = pthread_t()
-        let result = pthread_create(&tid, nil, { argument in
-            let loop = Unmanaged<EventLoop>.fromOpaque(argument!).takeRetainedValue()
-            loop.threadMain()
-            return nil
-        }, box)
+        let result = pthread_create(
+            &tid, nil,
+            { argument in
+                let loop = Unmanaged<EventLoop>.fromOpaque(argument!).takeRetainedValue()
+                loop.threadMain()
+                return nil
+            }, box)
         if result != 0 {
             Unmanaged<EventLoop>.fromOpaque(box).release()
             throw TransportError(operation: "pthread_create", errno: result, detail: name)
@@ -232,7 +235,8 @@ final class EventLoop: @unchecked Sendable {
             let timeout = nextTimeoutMilliseconds()
             let count = events.withUnsafeMutableBufferPointer { events in
                 pointers.withUnsafeMutableBufferPointer { pointers in
-                    cnghttp2_epoll_wait(epollFD, events.baseAddress, pointers.baseAddress, 128, timeout)
+                    cnghttp2_epoll_wait(
+                        epollFD, events.baseAddress, pointers.baseAddress, 128, timeout)
                 }
             }
             if count < 0 { continue }  // EINTR
@@ -284,7 +288,8 @@ final class EventLoop: @unchecked Sendable {
         let remaining = ContinuousClock.now.duration(to: first.timerDeadline)
         let (seconds, attoseconds) = remaining.components
         if seconds < 0 || (seconds == 0 && attoseconds <= 0) { return 0 }
-        let milliseconds = seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000
+        let milliseconds =
+            seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000
         return Int32(clamping: milliseconds)
     }
 }

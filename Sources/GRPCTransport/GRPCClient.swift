@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 internal import CNGHTTP2
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 
 /// A gRPC client over one HTTP/2 connection on a Unix socket, with its own event-loop thread.
 ///
@@ -30,7 +31,8 @@ public final class GRPCClientConnection: Sendable {
         let core = ClientCore(loop: loop, fd: fd, authority: authority)
         guard core.setUp() else {
             _ = Glibc.close(fd)
-            throw TransportError(operation: "nghttp2_session_client_new", errno: 0, detail: socketPath)
+            throw TransportError(
+                operation: "nghttp2_session_client_new", errno: 0, detail: socketPath)
         }
         try loop.start()
         loop.execute { core.attach() }
@@ -49,10 +51,17 @@ public final class GRPCClientConnection: Sendable {
     public func unary(
         path: String, request: [UInt8], timeout: Duration? = nil
     ) async throws(GRPCStatus) -> [UInt8] {
-        let result = await withCheckedContinuation { continuation in
-            startUnary(path: path, request: request, timeout: timeout) {
-                continuation.resume(returning: $0)
+        let box = ClientCallBox()
+        let result = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let call = ClientCall(
+                    path: path, request: request, timeout: timeout, contentType: nil,
+                    kind: .unary({ continuation.resume(returning: $0) }))
+                box.set(call)
+                submit(call)
             }
+        } onCancel: {
+            cancel(box)
         }
         return try result.get()
     }
@@ -73,13 +82,28 @@ public final class GRPCClientConnection: Sendable {
     public func serverStreaming(
         path: String, request: [UInt8], onMessage: @escaping @Sendable ([UInt8]) -> Void
     ) async throws(GRPCStatus) {
-        let status = await withCheckedContinuation { continuation in
-            let call = ClientCall(
-                path: path, request: request, timeout: nil, contentType: nil,
-                kind: .streaming(onMessage, { continuation.resume(returning: $0) }))
-            submit(call)
+        let box = ClientCallBox()
+        let status = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let call = ClientCall(
+                    path: path, request: request, timeout: nil, contentType: nil,
+                    kind: .streaming(onMessage, { continuation.resume(returning: $0) }))
+                box.set(call)
+                submit(call)
+            }
+        } onCancel: {
+            cancel(box)
         }
         if status.code != .ok { throw status }
+    }
+
+    /// Ends a call whose task was cancelled: RST_STREAM(CANCEL) and status CANCELLED.
+    private func cancel(_ box: ClientCallBox) {
+        let core = self.core
+        loop.execute {
+            guard let call = box.take() else { return }
+            core.cancel(call)
+        }
     }
 
     /// A unary call with a chosen content-type, reporting the HTTP status too; for tests of the
@@ -94,11 +118,10 @@ public final class GRPCClientConnection: Sendable {
             let call = ClientCall(
                 path: path, request: request, timeout: nil, contentType: contentType,
                 kind: .unary({ result in
-                    continuation.resume(returning: (box.call?.httpStatus ?? 0, result))
-                    box.call = nil
+                    continuation.resume(returning: (box.take()?.httpStatus ?? 0, result))
                 }))
             if unframed { call.requestOffset = 0 }
-            box.call = call
+            box.set(call)
             submit(call)
         }
     }
@@ -122,8 +145,12 @@ public final class GRPCClientConnection: Sendable {
     }
 }
 
-final class ClientCallBox: @unchecked Sendable {
-    var call: ClientCall?
+/// Hands a call created inside a continuation to a cancellation handler on another thread.
+final class ClientCallBox: Sendable {
+    private let call = Mutex<ClientCall?>(nil)
+
+    func set(_ value: ClientCall) { call.withLock { $0 = value } }
+    func take() -> ClientCall? { call.withLock { $0.take() } }
 }
 
 /// One client call; loop-thread state only.
@@ -176,9 +203,11 @@ final class ClientCall: LoopTimer, @unchecked Sendable {
                 if messageCount == 1 {
                     completion(.success(response))
                 } else {
-                    completion(.failure(GRPCStatus(
-                        code: .internalError,
-                        message: "unary response carried \(messageCount) messages")))
+                    completion(
+                        .failure(
+                            GRPCStatus(
+                                code: .internalError,
+                                message: "unary response carried \(messageCount) messages")))
                 }
             } else {
                 completion(.failure(status))
@@ -211,17 +240,20 @@ final class ClientCore: H2Connection, @unchecked Sendable {
         guard result == 0, let session else { return false }
         self.session = session
         var settings = [
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0),
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0),
             nghttp2_settings_entry(
                 settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: 1 << 20),
         ]
         guard nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, 2) == 0
         else { return false }
-        nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, 16 << 20)
+        nghttp2_session_set_local_window_size(
+            session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, 16 << 20)
         return true
     }
 
     func start(_ call: ClientCall) {
+        if call.finished { return }
         if isClosed || goingAway || nghttp2_session_check_request_allowed(session) == 0 {
             call.complete(GRPCStatus(code: .unavailable, message: "connection is closed"))
             return
@@ -261,9 +293,10 @@ final class ClientCore: H2Connection, @unchecked Sendable {
             }
         }
         if streamID < 0 {
-            call.complete(GRPCStatus(
-                code: .unavailable,
-                message: "cannot start stream: \(String(cString: nghttp2_strerror(streamID)))"))
+            call.complete(
+                GRPCStatus(
+                    code: .unavailable,
+                    message: "cannot start stream: \(String(cString: nghttp2_strerror(streamID)))"))
             return
         }
         call.streamID = streamID
@@ -275,7 +308,9 @@ final class ClientCore: H2Connection, @unchecked Sendable {
         loop.scheduleFlush(self)
     }
 
-    func header(_ call: ClientCall, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
+    func header(
+        _ call: ClientCall, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>
+    ) {
         func equals(_ literal: StaticString) -> Bool {
             name.count == literal.utf8CodeUnitCount
                 && memcmp(name.baseAddress!, literal.utf8Start, name.count) == 0
@@ -283,7 +318,9 @@ final class ClientCore: H2Connection, @unchecked Sendable {
         if equals(":status") {
             call.httpStatus = Int(String(decoding: value, as: UTF8.self)) ?? 0
         } else if equals("grpc-status") {
-            call.grpcStatus = Int32(String(decoding: value, as: UTF8.self)) ?? Int32(GRPCStatus.Code.unknown.rawValue)
+            call.grpcStatus =
+                Int32(String(decoding: value, as: UTF8.self))
+                ?? Int32(GRPCStatus.Code.unknown.rawValue)
         } else if equals("grpc-message") {
             call.grpcMessage = PercentEncoding.decode(value)
         } else if equals("grpc-retry-pushback-ms") {
@@ -335,7 +372,8 @@ final class ClientCore: H2Connection, @unchecked Sendable {
         }
         if errorCode != 0 {
             return GRPCStatus(
-                code: .unavailable, message: "stream reset by the server (HTTP/2 error \(errorCode))")
+                code: .unavailable,
+                message: "stream reset by the server (HTTP/2 error \(errorCode))")
         }
         return GRPCStatus(code: .internalError, message: "response ended without grpc-status")
     }
@@ -347,6 +385,17 @@ final class ClientCore: H2Connection, @unchecked Sendable {
             session, UInt8(NGHTTP2_FLAG_NONE.rawValue), call.streamID, NGHTTP2_CANCEL.rawValue)
         loop.scheduleFlush(self)
         call.complete(GRPCStatus(code: .deadlineExceeded, message: "deadline exceeded"))
+    }
+
+    func cancel(_ call: ClientCall) {
+        guard !call.finished else { return }
+        if call.timerIndex >= 0 { loop.cancel(call) }
+        if call.streamID > 0 {
+            nghttp2_submit_rst_stream(
+                session, UInt8(NGHTTP2_FLAG_NONE.rawValue), call.streamID, NGHTTP2_CANCEL.rawValue)
+            loop.scheduleFlush(self)
+        }
+        call.complete(GRPCStatus(code: .cancelled, message: "cancelled by the caller"))
     }
 
     func goAwayReceived() {

@@ -1,15 +1,25 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 
 /// A gRPC server over HTTP/2 (h2c, prior knowledge) on a Unix socket, serving `[UInt8]` messages
 /// to the handlers it was given.
 ///
 /// Connections are spread over a few event-loop threads; a handler is called on the thread of its
 /// connection and may answer there (the fast path) or later from any thread.
+///
+/// What the server decides by itself, before any handler runs: a method other than POST gets
+/// HTTP 405, a content-type not starting with `application/grpc` HTTP 415, an unknown path
+/// UNIMPLEMENTED, a malformed `grpc-timeout` INTERNAL (as grpc-go does, rather than silently
+/// running without a deadline), a request whose length prefix exceeds the receive limit
+/// RESOURCE_EXHAUSTED (decided from the prefix), a compressed message INTERNAL (no compression is
+/// negotiated; a `grpc-encoding` other than identity is UNIMPLEMENTED), and a unary request with
+/// zero, two or a truncated message INTERNAL. When the deadline passes before the handler
+/// answers, the client gets DEADLINE_EXCEEDED and the later answer is dropped.
 public final class GRPCServer: Sendable {
     private struct Running {
         var loops: [EventLoop]
@@ -46,9 +56,11 @@ public final class GRPCServer: Sendable {
     public func start() throws {
         try state.withLock { state throws(TransportError) in
             guard case .idle = state else {
-                throw TransportError(operation: "start", errno: EALREADY, detail: configuration.socketPath)
+                throw TransportError(
+                    operation: "start", errno: EALREADY, detail: configuration.socketPath)
             }
-            let listenFD = try Sockets.listen(path: configuration.socketPath, mode: configuration.socketMode)
+            let listenFD = try Sockets.listen(
+                path: configuration.socketPath, mode: configuration.socketMode)
             var loops: [EventLoop] = []
             var contexts: [ServerLoopContext] = []
             do throws(TransportError) {
@@ -120,13 +132,16 @@ public final class GRPCServer: Sendable {
 }
 
 /// Accepts connections on loop 0 and hands each to a loop, round robin.
-final class Acceptor: LoopFDHandler, @unchecked Sendable {
+final class Acceptor: LoopFDHandler, LoopTimer, @unchecked Sendable {
     let fd: Int32
     let contexts: [ServerLoopContext]
     let allowedUIDs: Set<UInt32>?
     let log: GRPCLogSink?
     private var next = 0
     private var loop: EventLoop?
+    private var paused = false
+    var timerIndex = -1
+    var timerDeadline = ContinuousClock.now
 
     init(fd: Int32, contexts: [ServerLoopContext], allowedUIDs: Set<UInt32>?, log: GRPCLogSink?) {
         self.fd = fd
@@ -140,9 +155,25 @@ final class Acceptor: LoopFDHandler, @unchecked Sendable {
         loop.register(fd, handler: self, events: Epoll.input)
     }
 
+    /// Out of file descriptors: stop accepting for a moment instead of spinning on the
+    /// listener, which stays readable while the connection waits in the backlog.
+    private func pause(on loop: EventLoop) {
+        paused = true
+        loop.unregister(fd, handler: self)
+        timerDeadline = ContinuousClock.now + .milliseconds(100)
+        loop.schedule(self)
+    }
+
+    func timerFired() {
+        guard let loop, paused else { return }
+        paused = false
+        loop.register(fd, handler: self, events: Epoll.input)
+    }
+
     func close() {
         guard let loop else { return }
-        loop.unregister(fd, handler: self)
+        loop.cancel(self)
+        if !paused { loop.unregister(fd, handler: self) }
         _ = Glibc.close(fd)
         self.loop = nil
     }
@@ -157,6 +188,9 @@ final class Acceptor: LoopFDHandler, @unchecked Sendable {
                 if error == EINTR || error == ECONNABORTED { continue }
                 if error != EAGAIN {
                     log?("grpc.server.accept_failed errno=\(error)")
+                }
+                if error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM {
+                    pause(on: loop)
                 }
                 return
             }

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 internal import CNGHTTP2
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 
 /// The I/O half shared by server and client connections: one socket, one nghttp2 session, both
 /// touched only on the owning loop's thread.
@@ -92,7 +93,8 @@ class H2Connection: LoopFDHandler, LoopFlushable {
                 more = outputEnd - outputStart >= H2Connection.highWater
             }
             while outputStart < outputEnd {
-                let written = send(fd, output + outputStart, outputEnd - outputStart, Int32(MSG_NOSIGNAL))
+                let written = send(
+                    fd, output + outputStart, outputEnd - outputStart, Int32(MSG_NOSIGNAL))
                 if written > 0 {
                     outputStart += written
                 } else if written < 0 && errno == EINTR {
@@ -180,7 +182,8 @@ enum StaticBytes {
 
 /// One header entry of a response, name and value given as static or scoped bytes.
 struct HeaderField {
-    static let noCopy = UInt8(NGHTTP2_NV_FLAG_NO_COPY_NAME.rawValue | NGHTTP2_NV_FLAG_NO_COPY_VALUE.rawValue)
+    static let noCopy = UInt8(
+        NGHTTP2_NV_FLAG_NO_COPY_NAME.rawValue | NGHTTP2_NV_FLAG_NO_COPY_VALUE.rawValue)
 
     static func nv(
         _ name: (UnsafeMutablePointer<UInt8>, Int), _ value: (UnsafeMutablePointer<UInt8>, Int)

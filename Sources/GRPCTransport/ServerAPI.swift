@@ -22,7 +22,8 @@ public enum RPCHandler: Sendable {
         @Sendable (_ request: [UInt8], _ context: CallContext, _ responder: UnaryResponder) -> Void)
     /// One request, a stream of responses ended by a status.
     case serverStreaming(
-        @Sendable (_ request: [UInt8], _ context: CallContext, _ responder: StreamResponder) -> Void)
+        @Sendable (_ request: [UInt8], _ context: CallContext, _ responder: StreamResponder) -> Void
+    )
 }
 
 /// Receives the server's log lines (one line per call, no trailing newline); never stdout.

@@ -29,7 +29,10 @@ final class ServerCall: LoopTimer, @unchecked Sendable {
     // Server-streaming state, shared with any thread.
     var outbox: StreamOutbox?
 
-    init(connection: ServerConnection, streamID: Int32, route: Route, deadline: ContinuousClock.Instant?) {
+    init(
+        connection: ServerConnection, streamID: Int32, route: Route,
+        deadline: ContinuousClock.Instant?
+    ) {
         self.connection = connection
         self.streamID = streamID
         self.route = route

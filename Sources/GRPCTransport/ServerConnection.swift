@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 internal import CNGHTTP2
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 
 /// One served method, matched against `:path` bytes without building a String per request.
 final class Route: Sendable {
@@ -26,7 +27,8 @@ final class ServerShared: Sendable {
     let log: GRPCLogSink?
     let callbacks: SessionCallbacks
 
-    init(configuration: GRPCServerConfiguration, handlers: [String: RPCHandler], log: GRPCLogSink?) {
+    init(configuration: GRPCServerConfiguration, handlers: [String: RPCHandler], log: GRPCLogSink?)
+    {
         routes = handlers.sorted { $0.key < $1.key }.map { Route(path: $0.key, handler: $0.value) }
         maxReceiveMessageBytes = configuration.maxReceiveMessageBytes
         maxConcurrentStreams = configuration.maxConcurrentStreams
@@ -171,7 +173,8 @@ final class ServerConnection: H2Connection, @unchecked Sendable {
         ]
         guard nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, 3) == 0
         else { return false }
-        nghttp2_session_set_local_window_size(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, 16 << 20)
+        nghttp2_session_set_local_window_size(
+            session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, 16 << 20)
         return true
     }
 
@@ -248,9 +251,11 @@ final class ServerConnection: H2Connection, @unchecked Sendable {
             return
         }
         let deadline = headerTimeout.map { ContinuousClock.now + $0 }
-        let call = ServerCall(connection: self, streamID: streamID, route: route, deadline: deadline)
+        let call = ServerCall(
+            connection: self, streamID: streamID, route: route, deadline: deadline)
         calls[streamID] = call
-        nghttp2_session_set_stream_user_data(session, streamID, Unmanaged.passUnretained(call).toOpaque())
+        nghttp2_session_set_stream_user_data(
+            session, streamID, Unmanaged.passUnretained(call).toOpaque())
         if deadline != nil { loop.schedule(call) }
         if endStream { requestEnded(call) }
     }
@@ -272,7 +277,10 @@ final class ServerConnection: H2Connection, @unchecked Sendable {
             fail(call, error.status)
         } else if tooMany {
             let kind = isUnary ? "unary" : "server-streaming"
-            fail(call, GRPCStatus(code: .internalError, message: "too many request messages for \(kind) method"))
+            fail(
+                call,
+                GRPCStatus(
+                    code: .internalError, message: "too many request messages for \(kind) method"))
         }
     }
 
@@ -373,10 +381,14 @@ final class ServerConnection: H2Connection, @unchecked Sendable {
     }
 
     /// The grpc-status, grpc-message and grpc-retry-pushback-ms entries of `status`.
-    private func withStatusFields(_ status: GRPCStatus, _ body: (UnsafeMutableBufferPointer<nghttp2_nv>) -> Void) {
+    private func withStatusFields(
+        _ status: GRPCStatus, _ body: (UnsafeMutableBufferPointer<nghttp2_nv>) -> Void
+    ) {
         let known = KnownHeaders.shared
         let raw = status.code.rawValue
-        if status.message.isEmpty && status.retryPushbackMilliseconds == nil && raw >= 0 && raw <= 16 {
+        if status.message.isEmpty && status.retryPushbackMilliseconds == nil && raw >= 0
+            && raw <= 16
+        {
             withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: 1) { nva in
                 nva[0] = HeaderField.nv(known.grpcStatus, known.codes[Int(raw)])
                 body(nva)
@@ -385,7 +397,8 @@ final class ServerConnection: H2Connection, @unchecked Sendable {
         }
         var code = Array(String(raw).utf8)
         var message = PercentEncoding.encode(status.message)
-        var pushback = Array((status.retryPushbackMilliseconds.map { String(max(0, $0)) } ?? "").utf8)
+        var pushback = Array(
+            (status.retryPushbackMilliseconds.map { String(max(0, $0)) } ?? "").utf8)
         code.withUnsafeMutableBufferPointer { code in
             message.withUnsafeMutableBufferPointer { message in
                 pushback.withUnsafeMutableBufferPointer { pushback in
@@ -514,7 +527,8 @@ final class ServerConnection: H2Connection, @unchecked Sendable {
         guard call.claim(), let outbox = call.outbox else { return }
         outbox.state.withLock { state in
             if state.finalStatus == nil {
-                state.finalStatus = GRPCStatus(code: .unavailable, message: "server is shutting down")
+                state.finalStatus = GRPCStatus(
+                    code: .unavailable, message: "server is shutting down")
             }
         }
         resumeStreaming(call)
@@ -524,7 +538,8 @@ final class ServerConnection: H2Connection, @unchecked Sendable {
         guard draining, !goawaySent, calls.isEmpty, !isClosed else { return }
         goawaySent = true
         nghttp2_submit_goaway(
-            session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nghttp2_session_get_last_proc_stream_id(session),
+            session, UInt8(NGHTTP2_FLAG_NONE.rawValue),
+            nghttp2_session_get_last_proc_stream_id(session),
             NGHTTP2_NO_ERROR.rawValue, nil, 0)
         closeWhenFlushed = true
         loop.scheduleFlush(self)
@@ -631,12 +646,14 @@ private let serverReadUnary: nghttp2_data_source_read_callback = {
         var prefix: (UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0)
         withUnsafeMutableBytes(of: &prefix) {
             MessagePrefix.write(
-                length: call.response.count, to: $0.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                length: call.response.count, to: $0.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            )
         }
         let take = min(-call.responseOffset, length)
         withUnsafeBytes(of: prefix) { raw in
             let start = 5 + call.responseOffset
-            buffer!.update(from: raw.baseAddress!.assumingMemoryBound(to: UInt8.self) + start, count: take)
+            buffer!.update(
+                from: raw.baseAddress!.assumingMemoryBound(to: UInt8.self) + start, count: take)
         }
         call.responseOffset += take
         written = take

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// A failure of the transport itself (socket set-up, not a call), naming the syscall and errno.
@@ -47,7 +47,7 @@ struct UnixAddress {
         } else {
             bytes.append(0)
         }
-        guard !path.isEmpty, bytes.count <= capacity, (isAbstract || !bytes.dropLast().contains(0))
+        guard !path.isEmpty, bytes.count <= capacity, isAbstract || !bytes.dropLast().contains(0)
         else {
             throw TransportError(operation: "sockaddr_un", errno: ENAMETOOLONG, detail: path)
         }

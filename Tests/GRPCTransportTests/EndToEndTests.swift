@@ -2,11 +2,11 @@ import Dispatch
 import Synchronization
 import Testing
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 @testable import GRPCTransport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 @Suite("calls over a real Unix socket")
 struct EndToEndTests {
@@ -46,7 +46,8 @@ struct EndToEndTests {
         let client = try server.client()
         defer { client.close() }
 
-        await #expect(throws: GRPCStatus(code: .unimplemented, message: "unknown method /x.Y/Nope")) {
+        await #expect(throws: GRPCStatus(code: .unimplemented, message: "unknown method /x.Y/Nope"))
+        {
             try await client.unary(path: "/x.Y/Nope", request: [1])
         }
         // The connection stays usable after the error.
@@ -151,13 +152,17 @@ struct EndToEndTests {
         let client = try server.client()
         defer { client.close() }
 
-        let short = await client.rawUnary(path: "/x.Y/Echo", request: [0, 0, 0, 0, 9, 1, 2], unframed: true)
-        let compressed = await client.rawUnary(path: "/x.Y/Echo", request: [1, 0, 0, 0, 1, 7], unframed: true)
+        let short = await client.rawUnary(
+            path: "/x.Y/Echo", request: [0, 0, 0, 0, 9, 1, 2], unframed: true)
+        let compressed = await client.rawUnary(
+            path: "/x.Y/Echo", request: [1, 0, 0, 0, 1, 7], unframed: true)
         let twoMessages = await client.rawUnary(
             path: "/x.Y/Echo", request: [0, 0, 0, 0, 1, 7, 0, 0, 0, 0, 1, 8], unframed: true)
         let noMessage = await client.rawUnary(path: "/x.Y/Echo", request: [], unframed: true)
 
-        for (name, outcome) in [("short", short), ("compressed", compressed), ("two", twoMessages), ("none", noMessage)] {
+        for (name, outcome) in [
+            ("short", short), ("compressed", compressed), ("two", twoMessages), ("none", noMessage),
+        ] {
             #expect(outcome.httpStatus == 200, "\(name)")
             guard case .failure(let status) = outcome.result else {
                 Issue.record("\(name) succeeded")
@@ -248,5 +253,79 @@ struct EndToEndTests {
         let client = try server.client()
         defer { client.close() }
         #expect(try await client.unary(path: "/x.Y/Echo", request: [9]) == [9])
+    }
+
+    @Test("a client that resets the stream marks the unary responder cancelled")
+    func clientResetUnary() async throws {
+        let held = Mutex<UnaryResponder?>(nil)
+        let handlers: [String: RPCHandler] = [
+            "/x.Y/Park": .unary { _, _, responder in held.withLock { $0 = responder } }
+        ]
+        let server = try RunningServer(handlers: handlers)
+        defer { server.stop() }
+        let client = try server.client()
+        defer { client.close() }
+
+        let task = Task { () async -> GRPCStatus? in
+            do throws(GRPCStatus) {
+                _ = try await client.unary(path: "/x.Y/Park", request: [1])
+                return nil
+            } catch {
+                return error
+            }
+        }
+        try await waitUntil { held.withLock { $0 != nil } }
+        let responder = try #require(held.withLock { $0 })
+        #expect(!responder.isCancelled)
+        task.cancel()
+        let outcome = await task.value
+
+        #expect(outcome == GRPCStatus(code: .cancelled, message: "cancelled by the caller"))
+        try await waitUntil { responder.isCancelled }
+        responder.succeed([2])  // ignored, no crash
+    }
+
+    @Test("a client that resets a server stream fires onCancel")
+    func clientResetStream() async throws {
+        let fired = Atomic<Int>(0)
+        let handlers: [String: RPCHandler] = [
+            "/x.Y/Watch": .serverStreaming { _, _, responder in
+                responder.send([1])
+                responder.onCancel { fired.add(1, ordering: .relaxed) }
+            }
+        ]
+        let server = try RunningServer(handlers: handlers)
+        defer { server.stop() }
+        let client = try server.client()
+        defer { client.close() }
+        let received = Atomic<Int>(0)
+
+        let task = Task {
+            do throws(GRPCStatus) {
+                try await client.serverStreaming(path: "/x.Y/Watch", request: []) { _ in
+                    received.add(1, ordering: .relaxed)
+                }
+            } catch {}
+        }
+        try await waitUntil { received.load(ordering: .relaxed) == 1 }
+        task.cancel()
+        await task.value
+
+        try await waitUntil { fired.load(ordering: .relaxed) == 1 }
+        try await Task.sleep(for: .milliseconds(50))
+        let firedCount = fired.load(ordering: .relaxed)
+        #expect(firedCount == 1)
+    }
+}
+
+/// Polls `condition` for up to two seconds.
+func waitUntil(_ condition: () -> Bool) async throws {
+    let deadline = ContinuousClock.now + .seconds(2)
+    while !condition() {
+        if ContinuousClock.now > deadline {
+            Issue.record("condition not met within 2 s")
+            return
+        }
+        try await Task.sleep(for: .milliseconds(5))
     }
 }

@@ -2,11 +2,11 @@ import Dispatch
 import Synchronization
 import Testing
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 @testable import GRPCTransport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Runs that only happen when asked for through the environment: a server for interop checks
 /// with other gRPC implementations, and a throughput measurement.
@@ -52,7 +52,11 @@ struct ManualRunTests {
         let clientStartCPU = threadCPU(prefix: "grpc-client")
         let start = ContinuousClock.now
         let issue = LoopIssuer(client: client, request: request) { ok in
-            if ok { completed.add(1, ordering: .relaxed) } else { failed.add(1, ordering: .relaxed) }
+            if ok {
+                completed.add(1, ordering: .relaxed)
+            } else {
+                failed.add(1, ordering: .relaxed)
+            }
             return running.load(ordering: .relaxed)
         }
         for _ in 0..<concurrency { issue.next() }
@@ -64,10 +68,12 @@ struct ManualRunTests {
         let clientCPU = threadCPU(prefix: "grpc-client") - clientStartCPU
         try await Task.sleep(for: .milliseconds(200))
 
-        let wall = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let wall =
+            Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         let rate = Double(calls) / wall
         print(
-            "bench concurrency=\(concurrency) calls=\(calls) failed=\(failed.load(ordering: .relaxed))"
+            "bench concurrency=\(concurrency) calls=\(calls)"
+                + " failed=\(failed.load(ordering: .relaxed))"
                 + " calls_per_s=\(Int(rate))"
                 + " server_cpu_us_per_call=\(serverCPU / Double(calls) * 1e6)"
                 + " client_cpu_us_per_call=\(clientCPU / Double(calls) * 1e6)")
@@ -113,7 +119,8 @@ final class LoopIssuer: Sendable {
     let request: [UInt8]
     let onDone: @Sendable (Bool) -> Bool
 
-    init(client: GRPCClientConnection, request: [UInt8], onDone: @escaping @Sendable (Bool) -> Bool) {
+    init(client: GRPCClientConnection, request: [UInt8], onDone: @escaping @Sendable (Bool) -> Bool)
+    {
         self.client = client
         self.request = request
         self.onDone = onDone

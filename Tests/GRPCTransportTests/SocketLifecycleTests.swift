@@ -1,10 +1,10 @@
 import Testing
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 @testable import GRPCTransport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 @Suite("socket lifecycle")
 struct SocketLifecycleTests {

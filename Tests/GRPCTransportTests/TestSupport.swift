@@ -2,11 +2,11 @@ import Dispatch
 import Synchronization
 import Testing
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 @testable import GRPCTransport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A unique socket path under /tmp, short enough for sockaddr_un.
 func temporarySocketPath(_ tag: String = "t") -> String {
@@ -27,7 +27,9 @@ enum TestHandlers {
         [
             "/x.Y/Echo": .unary { request, _, responder in responder.succeed(request) },
             "/x.Y/LateEcho": .unary { request, _, responder in
-                DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int.random(in: 1...20))) {
+                DispatchQueue.global().asyncAfter(
+                    deadline: .now() + .milliseconds(Int.random(in: 1...20))
+                ) {
                     responder.succeed(request)
                 }
             },
@@ -48,7 +50,8 @@ enum TestHandlers {
                         retryPushbackMilliseconds: 1500))
             },
             "/x.Y/Peer": .unary { _, context, responder in
-                let text = "\(context.path) uid=\(context.peerUID.map(String.init) ?? "nil") "
+                let text =
+                    "\(context.path) uid=\(context.peerUID.map(String.init) ?? "nil") "
                     + "deadline=\(context.deadline != nil)"
                 responder.succeed(Array(text.utf8))
             },

@@ -39,7 +39,8 @@ struct FramingTests {
         #expect(!result.midMessage)
     }
 
-    @Test("several messages in one chunk and one message over many chunks", arguments: [1, 3, 7, 64])
+    @Test(
+        "several messages in one chunk and one message over many chunks", arguments: [1, 3, 7, 64])
     func arbitrarySplits(chunkSize: Int) {
         let first = [UInt8](repeating: 1, count: 100)
         let second = [UInt8](repeating: 2, count: 33)
@@ -80,7 +81,8 @@ struct TimeoutTests {
         "valid values parse to their duration",
         arguments: [
             ("3S", Duration.seconds(3)), ("3010m", .milliseconds(3010)), ("1H", .seconds(3600)),
-            ("2M", .seconds(120)), ("250u", .microseconds(250)), ("99999999n", .nanoseconds(99_999_999)),
+            ("2M", .seconds(120)), ("250u", .microseconds(250)),
+            ("99999999n", .nanoseconds(99_999_999)),
             ("0m", .zero), ("12345678S", .seconds(12_345_678)),
         ])
     func valid(text: String, expected: Duration) {
@@ -137,7 +139,9 @@ struct StatusTests {
     func percentEncoding() {
         #expect(String(decoding: PercentEncoding.encode("a b%c"), as: UTF8.self) == "a b%25c")
         #expect(String(decoding: PercentEncoding.encode("é\n"), as: UTF8.self) == "%C3%A9%0A")
-        #expect(String(decoding: PercentEncoding.encode("plain ~text!"), as: UTF8.self) == "plain ~text!")
+        #expect(
+            String(decoding: PercentEncoding.encode("plain ~text!"), as: UTF8.self)
+                == "plain ~text!")
     }
 
     @Test(
