@@ -99,10 +99,11 @@ def test_200_concurrent_questions_on_a_cold_scale_set_make_one_listing(deploymen
 
 
 def test_a_deleted_scale_set_polled_by_100_nodes_costs_one_listing_per_negative_ttl(deployment):
-    # Compressed clock: the controller's 5 s poll of 100 NotReady nodes becomes 0.6 s, the
-    # negative TTL 1.5 s; 12 rounds. Each round starts on schedule, away from an expiry by
-    # 0.3 s either way, so the expected count follows from the schedule.
-    ttl, period, rounds = 1.5, 0.6, 12
+    # Compressed clock: the controller's 5 s poll of 100 NotReady nodes becomes 0.8 s and a
+    # minute 12 rounds; the negative TTL is 2 s. Each round starts on schedule, 0.4 s away from
+    # an expiry either way, so the expected count (one listing every third round) follows from
+    # the schedule.
+    ttl, period, rounds = 2.0, 0.8, 12
     d = deployment("--negative-cache-ttl", str(ttl))
     nodes = [vmss_id("deleted-pool", i) for i in range(100)]
     started = time.monotonic()
@@ -113,6 +114,8 @@ def test_a_deleted_scale_set_polled_by_100_nodes_costs_one_listing_per_negative_
         round_starts.append(time.monotonic() - started)
         futures = [d.api.exists_future(node) for node in nodes]
         assert not any(f.result().exists for f in futures), f"round {round_number}"
+        round_took = time.monotonic() - started - round_starts[-1]
+        assert round_took < 0.4, f"round {round_number} took {round_took:.2f}s: too slow to judge"
 
     expected, expires = 0, -1.0
     for at in round_starts:
