@@ -159,3 +159,16 @@ def test_health_is_not_serving_until_the_first_token_then_serving(
     assert fake.counts()["token_aad"] == 2
     assert api.exists(vmss_id("pool", 0)) is True
     assert fake.counts()["token_aad"] == 2, "the token obtained is reused"
+
+
+def test_a_socket_another_server_is_listening_on_is_not_taken_over(deployment, vmssd_binary):
+    d = deployment()
+
+    result = run_vmssd(vmssd_binary, "--socket", str(d.daemon.socket),
+                       "--cloud-config", str(d.daemon.config_path),
+                       "--arm-endpoint", d.fake.url, "--aad-endpoint", d.fake.url)
+
+    assert result.returncode == 1, result.stderr
+    assert "another server is listening" in result.stderr
+    assert d.api.exists(vmss_id("pool", 1)) is True, "the first server still has its socket"
+    assert d.daemon.socket.exists()

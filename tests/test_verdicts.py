@@ -76,10 +76,11 @@ def test_a_lower_cased_provider_id_gets_the_same_verdict_from_the_same_entry(dep
     assert d.api.exists(original.upper().replace("AZURE://", "azure://")) is True
     assert d.api.exists(vmss_id("pool", 99).lower()) is False
     assert d.api.exists(vmss_id("pool", 99)) is False
+    assert d.api.exists(vmss_id("pool", "pool_7")) is True, "the <vmss>_<id> spelling"
 
     assert list_calls(d.fake) == 1
     stats = d.api.stats()
-    assert (stats.misses, stats.hits, stats.entries) == (1, 4, 1)
+    assert (stats.misses, stats.hits, stats.entries) == (1, 5, 1)
 
 
 def test_200_concurrent_questions_on_a_cold_scale_set_make_one_listing(deployment):
@@ -363,3 +364,16 @@ def test_admin_invalidate_forces_a_refetch(deployment):
     assert d.api.exists(vm_id("solo")) is True
 
     assert (list_calls(d.fake), d.fake.counts()["get_vm"]) == (3, 2)
+
+
+def test_an_expired_token_is_renewed_once_and_the_question_answered(deployment):
+    # Page size 10: the listing is three pages, the first of which meets the 401.
+    d = deployment(page_size=10)
+    d.fake.control("POST", "tokens/expire", {})
+
+    assert d.api.exists(vmss_id("pool", 1)) is True
+
+    counts = d.fake.counts()
+    assert (counts["list_vmss_vms"], counts["token_aad"]) == (4, 1)
+    calls = d.api.arm_calls()
+    assert (calls[("list_vmss_vms", "fault")], calls[("list_vmss_vms", "ok")]) == (1, 3)
