@@ -377,3 +377,33 @@ def test_an_expired_token_is_renewed_once_and_the_question_answered(deployment):
     assert (counts["list_vmss_vms"], counts["token_aad"]) == (4, 1)
     calls = d.api.arm_calls()
     assert (calls[("list_vmss_vms", "fault")], calls[("list_vmss_vms", "ok")]) == (1, 3)
+
+
+def test_a_listing_whose_second_page_fails_is_unavailable_never_a_partial_answer(deployment):
+    # Page size 10: instance 1 is on the first page, 15 on the second, 24 on the third.
+    d = deployment(page_size=10, cloud_config={"cloudProviderBackoffRetries": 1})
+    d.fake.fault("list_vmss_vms", status=500, match="skiptoken=10", count=1000)
+
+    for instance in (1, 15, 24, 30):
+        error = rpc_error(d.api.exists, vmss_id("pool", instance))
+        assert error.code() == grpc.StatusCode.UNAVAILABLE, instance
+
+    # Each question: the first page, then the second page and its one retry.
+    assert list_calls(d.fake) == 4 * 3
+    assert d.api.stats().entries == 0
+
+
+def test_200_concurrent_questions_while_throttled_cost_one_request(deployment):
+    d = deployment()
+    d.fake.fault("list_vmss_vms", status=429, retryAfter=5, count=1000)
+
+    futures = [d.api.exists_future(vmss_id("pool", i % 25)) for i in range(200)]
+    codes = []
+    for future in futures:
+        try:
+            codes.append(future.result().exists)
+        except grpc.RpcError as error:
+            codes.append(error.code())
+
+    assert codes == [grpc.StatusCode.UNAVAILABLE] * 200
+    assert list_calls(d.fake) == 1
