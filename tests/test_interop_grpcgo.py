@@ -5,9 +5,12 @@ tests/helpers.INVENTORY, and the ARM requests the whole run cost."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import time
 import urllib.parse
 
+from conftest import loopback_env
 from helpers import computer_name, vm_id, vmss_id
 
 EXPECTATIONS = {
@@ -91,3 +94,25 @@ def test_grpc_go_on_an_abstract_socket(deployment, interop):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "concurrent-calls-one-connection" in passed(result)
     assert d.fake.counts()["list_vmss_vms"] == 1
+
+
+def test_grpc_go_health_watch_sees_serving_then_not_serving_on_sigterm(deployment,
+                                                                      interopclient_binary):
+    d = deployment("--drain-timeout", "3")
+    watcher = subprocess.Popen(
+        [str(interopclient_binary), "-socket", str(d.daemon.socket), "-watch", "-timeout", "20s"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=loopback_env())
+    try:
+        assert watcher.stdout.readline().strip() == "WATCH SERVING"
+        d.daemon.process.send_signal(signal.SIGTERM)
+        rest, _ = watcher.communicate(timeout=15)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.wait()
+
+    assert rest.splitlines()[0] == "WATCH NOT_SERVING", rest
+    assert rest.splitlines()[-1].startswith("WATCH END"), rest
+    assert d.daemon.process.wait(10) == 0
+    d.daemon.stopped = True
+    assert not d.daemon.socket.exists()
