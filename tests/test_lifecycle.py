@@ -15,7 +15,7 @@ import time
 import grpc
 
 from conftest import ROOT, loopback_env
-from helpers import INVENTORY, Api, list_calls, vmss_id
+from helpers import INVENTORY, Api, list_calls, rpc_error, vmss_id
 
 
 def run_vmssd(binary, *args: str, timeout: float = 20) -> subprocess.CompletedProcess:
@@ -32,6 +32,12 @@ def test_a_call_in_flight_at_sigterm_gets_its_answer_and_vmssd_exits_0(deploymen
 
     stopped_at = time.monotonic()
     d.daemon.process.send_signal(signal.SIGTERM)
+
+    time.sleep(0.2)
+    asked_at = time.monotonic()
+    late = rpc_error(d.api.exists, vmss_id("power", 1), timeout=5)
+    assert late.code() == grpc.StatusCode.UNAVAILABLE, "a call after SIGTERM is turned away"
+    assert time.monotonic() - asked_at < 1, "and at once, not after the drain"
 
     assert pending.result().exists is True
     assert d.daemon.process.wait(10) == 0
@@ -172,3 +178,30 @@ def test_a_socket_another_server_is_listening_on_is_not_taken_over(deployment, v
     assert "another server is listening" in result.stderr
     assert d.api.exists(vmss_id("pool", 1)) is True, "the first server still has its socket"
     assert d.daemon.socket.exists()
+
+
+def test_sigint_stops_like_sigterm(deployment):
+    d = deployment()
+    assert d.api.exists(vmss_id("pool", 1)) is True
+
+    d.daemon.process.send_signal(signal.SIGINT)
+
+    assert d.daemon.process.wait(10) == 0
+    d.daemon.stopped = True
+    assert not d.daemon.socket.exists()
+
+
+def test_allowed_uids_turns_other_users_away(fake_azure_factory, vmssd, unix_channel, stubs):
+    fake = fake_azure_factory(INVENTORY)
+    me = str(os.getuid())
+
+    strangers_only = vmssd("--allowed-uids", f"{int(me) + 4242}", fake=fake)
+    me_too = vmssd("--allowed-uids", f"{int(me) + 4242},{me}", fake=fake)
+
+    refused = rpc_error(Api(stubs, unix_channel(strangers_only.socket)).exists,
+                        vmss_id("pool", 1), timeout=3)
+    assert refused.code() == grpc.StatusCode.UNAVAILABLE
+    welcome = Api(stubs, unix_channel(me_too.socket))
+    welcome.wait_serving()
+    assert welcome.exists(vmss_id("pool", 1)) is True
+    assert fake.counts()["list_vmss_vms"] == 1, "the refused call never reached the cache"

@@ -407,3 +407,25 @@ def test_200_concurrent_questions_while_throttled_cost_one_request(deployment):
 
     assert codes == [grpc.StatusCode.UNAVAILABLE] * 200
     assert list_calls(d.fake) == 1
+
+
+def test_the_listing_ttl_comes_from_azure_json_and_bounds_the_listings(deployment):
+    d = deployment(cloud_config={"vmssVirtualMachinesCacheTTLInSeconds": 1})
+
+    assert d.api.exists(vmss_id("pool", 1)) is True
+    assert d.api.exists(vmss_id("pool", 2)) is True
+    assert list_calls(d.fake) == 1
+    time.sleep(1.2)
+    assert d.api.exists(vmss_id("pool", 1)) is True
+
+    assert list_calls(d.fake) == 2
+
+
+def test_cache_max_scale_sets_evicts_the_least_recently_used(deployment):
+    d = deployment("--cache-max-scale-sets", "1")
+
+    for scale_set in ["pool", "power", "pool", "pool"]:
+        assert d.api.exists(vmss_id(scale_set, 1)) is True
+
+    assert list_calls(d.fake) == 3
+    assert d.api.stats().entries == 1
