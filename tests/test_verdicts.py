@@ -130,13 +130,14 @@ def test_a_deleted_scale_set_polled_by_100_nodes_costs_one_listing_per_negative_
 
 
 def test_a_scale_set_deleted_while_cached_answers_false_once_its_listing_expires(deployment):
-    d = deployment("--listing-ttl", "1")
+    # Listing TTL 2 s: both first questions fall well before the refresh-ahead at 1.6 s.
+    d = deployment("--listing-ttl", "2")
     node = vmss_id("pool", 4)
     assert d.api.exists(node) is True
     delete_scale_set(d.fake, "pool", delay=0)
     assert d.api.exists(node) is True, "the listing is still in date"
 
-    time.sleep(1.1)
+    time.sleep(2.1)
 
     assert d.api.exists(node) is False
     assert d.api.exists(vmss_id("pool", 5)) is False
@@ -185,11 +186,11 @@ def test_a_vm_in_deleting_answers_false(deployment):
 
 
 def test_a_429_storm_with_a_warm_cache_answers_true_and_never_false(deployment):
-    d = deployment("--listing-ttl", "1", "--max-stale", "30")
+    d = deployment("--listing-ttl", "2", "--max-stale", "30")
     nodes = [vmss_id("pool", i) for i in range(25)]
     assert all(d.api.exists(node) for node in nodes)
     d.fake.fault("list_vmss_vms", status=429, retryAfter=30, count=1000)
-    time.sleep(1.1)
+    time.sleep(2.1)
 
     for _ in range(4):
         assert all(d.api.exists(node) for node in nodes)
