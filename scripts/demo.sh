@@ -100,9 +100,11 @@ for _ in $(seq 200); do
     sleep 0.05
 done
 
+scale_set="azure:///subscriptions/sub-demo/resourceGroups/rg-demo/providers/Microsoft.Compute"
+scale_set+="/virtualMachineScaleSets/workers"
 ids=()
 for ((i = 0; i < nodes; i++)); do
-    ids+=("azure:///subscriptions/sub-demo/resourceGroups/rg-demo/providers/Microsoft.Compute/virtualMachineScaleSets/workers/virtualMachines/$i")
+    ids+=("$scale_set/virtualMachines/$i")
 done
 
 cat <<TEXT
@@ -110,12 +112,14 @@ vmssd demo: a scale set deleted under live Nodes
   fake Azure  $fake_url   (scale set "workers", $nodes instances)
   vmssd       unix://$socket
   clock       compressed: the controller polls every ${poll}s (5 s in a cluster);
-              listing TTL ${listing_ttl}s, negative TTL ${negative_ttl}s (600 s and 120 s by default)
+              listing TTL ${listing_ttl}s, negative TTL ${negative_ttl}s
+              (600 s and 120 s by default)
 TEXT
 
 say "1. The cloud node-lifecycle controller asks about each Node"
 for id in "${ids[@]}"; do
-    printf '  exists %s -> %s\n' "${id##*/virtualMachineScaleSets/}" "$("$vmssctl" --socket "$socket" exists "$id" || true)"
+    answer=$("$vmssctl" --socket "$socket" exists "$id" || true)
+    printf '  exists %s -> %s\n' "${id##*/virtualMachineScaleSets/}" "$answer"
 done
 printf '  ARM listings so far: %s\n' "$(list_calls)"
 
@@ -123,7 +127,8 @@ say "2. Someone deletes the scale set: instances go Deleting, then vanish, then 
 control DELETE scalesets \
     '{"subscription": "sub-demo", "resourceGroup": "rg-demo", "scaleSet": "workers", "delay": 1}' \
     >/dev/null
-echo "  DELETE .../virtualMachineScaleSets/workers (ARM answers 404 ParentResourceNotFound from now +2s)"
+echo "  DELETE .../virtualMachineScaleSets/workers"
+echo "  (instances Deleting now, gone at +1s; ARM answers 404 ParentResourceNotFound from +2s)"
 
 say "3. The controller keeps polling all $nodes Nodes, every ${poll}s (a minute, compressed)"
 questions=0
