@@ -22,5 +22,7 @@ def test_the_demo_answers_every_node_false_with_a_handful_of_listings(vmssd_bina
     assert len(re.findall(r"^  exists workers/virtualMachines/\d+ -> false$", final, re.M)) == 8
     made = int(re.search(r"ARM listings made by vmssd: +(\d+)", result.stdout).group(1))
     naive = int(re.search(r"without a negative cache: +(\d+)", result.stdout).group(1))
-    assert naive == 112 and 2 <= made <= 6, (made, naive)
+    # About one listing per negative TTL of real time (4 on an idle machine); a loaded machine
+    # stretches the rounds and adds a few, but never comes near one listing per question.
+    assert naive == 112 and 2 <= made <= naive // 8, (made, naive)
     assert "FAILED" not in result.stdout + result.stderr
