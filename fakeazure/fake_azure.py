@@ -296,8 +296,10 @@ class Handler(BaseHTTPRequestHandler):
             self.state.counts[operation] = self.state.counts.get(operation, 0) + 1
             spec = None
             for candidate in self.state.faults:
+                # "match": a fault only for requests whose path holds this text (any casing).
+                match = str(candidate.get("match", "")).lower()
                 if candidate["operation"] in (operation, "*", "token" if operation.startswith("token") else "") \
-                        and candidate["count"] > 0:
+                        and candidate["count"] > 0 and match in self.path.lower():
                     candidate["count"] -= 1
                     spec = dict(candidate)
                     break

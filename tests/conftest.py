@@ -55,15 +55,18 @@ def loopback_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def wait_for_socket(path: Path, process: subprocess.Popen, timeout: float, log: Path) -> None:
-    """Returns once a Unix socket at `path` accepts a connection; fails if the process exits."""
+    """Returns once a Unix socket at `path` accepts a connection; fails if the process exits.
+    A path "@name" is the abstract socket `name`."""
     deadline = time.monotonic() + timeout
+    abstract = str(path).startswith("@")
+    address = "\0" + str(path)[1:] if abstract else str(path)
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(f"process exited with {process.returncode} before listening:\n{tail(log)}")
-        if path.exists():
+        if abstract or path.exists():
             probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                probe.connect(str(path))
+                probe.connect(address)
                 return
             except OSError:
                 pass
@@ -174,6 +177,22 @@ class FakeAzure(str):
             text = response.read()
         return json.loads(text) if text.strip() else None
 
+    def counts(self) -> dict[str, int]:
+        """Requests the fake has received, by operation (`list_vmss_vms` counts every page)."""
+        return self.control("GET", "counts")
+
+    def reset_counts(self) -> None:
+        self.control("POST", "counts/reset", {})
+
+    def fault(self, operation: str, **spec: Any) -> None:
+        """Injects a fault: `kind` status (default; `status`, `code`, `retryAfter`), hang
+        (`seconds`), reset, body or broken; `count` requests (default 1); `match` limits it to
+        request paths holding that text."""
+        self.control("POST", "faults", {"operation": operation, **spec})
+
+    def clear_faults(self) -> None:
+        self.control("DELETE", "faults")
+
 
 @pytest.fixture
 def fake_azure_inventory(request, tmp_path) -> Path:
@@ -282,7 +301,8 @@ def vmssd(request, vmssd_binary, short_tmp, fake_azure_inventory) -> Iterator[Ca
 
     def start(*args: str, fake: FakeAzure | None = None,
               cloud_config: dict[str, Any] | None = None,
-              env: dict[str, str] | None = None) -> RunningVmssd:
+              env: dict[str, str] | None = None,
+              socket_name: str | None = None) -> RunningVmssd:
         if fake is None:
             fake = request.getfixturevalue("fake_azure")
         index = len(running)
@@ -290,7 +310,8 @@ def vmssd(request, vmssd_binary, short_tmp, fake_azure_inventory) -> Iterator[Ca
         config.update(cloud_config or {})
         config_path = short_tmp / f"azure-{index}.json"
         config_path.write_text(json.dumps(config, indent=2))
-        socket_path = short_tmp / f"vmssd-{index}.sock"
+        # An abstract socket is named "@name"; it has no file to wait for or to clean up.
+        socket_path = Path(socket_name) if socket_name else short_tmp / f"vmssd-{index}.sock"
         log_path = short_tmp / f"vmssd-{index}.log"
         command = [
             str(vmssd_binary),
@@ -321,7 +342,7 @@ def vmssd(request, vmssd_binary, short_tmp, fake_azure_inventory) -> Iterator[Ca
         status = stop_process(instance.process)
         if status != 0:
             problems.append(f"vmssd exited {status} on SIGTERM:\n{tail(instance.log_path)}")
-        if instance.socket.exists():
+        if not str(instance.socket).startswith("@") and instance.socket.exists():
             problems.append(f"vmssd left its socket {instance.socket} behind")
     assert not problems, "\n".join(problems)
 
@@ -345,8 +366,15 @@ def unix_channel() -> Iterator[Callable[..., Any]]:
 
     channels = []
 
-    def open_channel(socket_path: Path, options: list[tuple[str, Any]] | None = None):
-        channel = grpc.insecure_channel(f"unix://{socket_path}", options=options or [])
+    def open_channel(socket_path: Path | str, options: list[tuple[str, Any]] | None = None):
+        text = str(socket_path)
+        if text.startswith("@"):
+            target = f"unix-abstract:{text[1:]}"
+        elif text.startswith("unix"):
+            target = text
+        else:
+            target = f"unix://{text}"
+        channel = grpc.insecure_channel(target, options=options or [])
         channels.append(channel)
         return channel
 
@@ -392,3 +420,33 @@ def interop(interopclient_binary) -> Callable[..., subprocess.CompletedProcess]:
         )
 
     return run
+
+
+class Deployment:
+    """A fake Azure, a vmssd against it and a grpcio client of that vmssd."""
+
+    def __init__(self, fake: FakeAzure, daemon: RunningVmssd, api: Any):
+        self.fake = fake
+        self.daemon = daemon
+        self.api = api
+
+
+@pytest.fixture
+def deployment(fake_azure_factory, vmssd, unix_channel, stubs) -> Callable[..., Deployment]:
+    """Starts the fake Azure with tests/helpers.INVENTORY (or `inventory`), vmssd with `args`
+    against it, waits for SERVING and zeroes the fake's counters, so a test counts only the ARM
+    requests its own questions cause."""
+    import helpers
+
+    def start(*args: str, inventory: dict[str, Any] | None = None, page_size: int | None = None,
+              cloud_config: dict[str, Any] | None = None, socket_name: str | None = None,
+              ) -> Deployment:
+        extra = ("--page-size", str(page_size)) if page_size else ()
+        fake = fake_azure_factory(inventory or helpers.INVENTORY, *extra)
+        daemon = vmssd(*args, fake=fake, cloud_config=cloud_config, socket_name=socket_name)
+        api = helpers.Api(stubs, unix_channel(daemon.socket))
+        api.wait_serving()
+        fake.reset_counts()
+        return Deployment(fake, daemon, api)
+
+    return start

@@ -88,6 +88,14 @@ enum Sockets {
                         operation: "bind", errno: EEXIST,
                         detail: "\(path) exists and is not a socket; refusing to remove it")
                 }
+                // A socket file that a server still accepts on is that server's live endpoint,
+                // not debris from a crash: taking it over would cut the other server off.
+                if acceptsConnections(address) {
+                    throw TransportError(
+                        operation: "bind", errno: EADDRINUSE,
+                        detail: "\(path): another server is listening on it; "
+                            + "refusing to take it over")
+                }
                 if unlink(path) != 0 {
                     throw TransportError(operation: "unlink", errno: errno, detail: path)
                 }
@@ -114,6 +122,21 @@ enum Sockets {
         }
         setNonBlocking(fd)
         return fd
+    }
+
+    /// Whether a server accepts connections at `address`. Non-blocking, so a listener with a
+    /// full backlog (EAGAIN) counts as live instead of stalling the start.
+    private static func acceptsConnections(_ address: UnixAddress) -> Bool {
+        let flags = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+            | Int32(SOCK_NONBLOCK.rawValue)
+        let fd = socket(AF_UNIX, flags, 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var result: Int32
+        repeat {
+            result = address.withSockaddr { Glibc.connect(fd, $0, $1) }
+        } while result != 0 && errno == EINTR
+        return result == 0 || errno == EAGAIN || errno == EINPROGRESS
     }
 
     /// Connects a blocking socket, then makes it non-blocking for the event loop.

@@ -11,7 +11,7 @@
 //	 "slow": "an ID the server answers only after the deadline"}
 //
 // It prints one "PASS name: detail" or "FAIL name: detail" line per check and exits 1 when any
-// check failed, 2 when it could not run at all.
+// check failed, 2 when it could not run at all. With -watch it only streams health Watch.
 package main
 
 import (
@@ -297,6 +297,28 @@ func (c *checker) concurrent(ctx context.Context, ids []string, n int) (string, 
 	return fmt.Sprintf("%d calls in %v", n, time.Since(started).Round(time.Millisecond)), nil
 }
 
+// watchHealth streams Watch("") and prints one "WATCH <status>" line per message, flushed at
+// once, then "WATCH END <code>" when the server ends the stream: a test can stop the server
+// after the first line and read what the client saw.
+func watchHealth(health healthpb.HealthClient, timeout time.Duration) int {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	stream, err := health.Watch(ctx, &healthpb.HealthCheckRequest{Service: ""})
+	if err != nil {
+		fmt.Printf("WATCH END %v\n", status.Code(err))
+		return 1
+	}
+	for {
+		r, err := stream.Recv()
+		if err != nil {
+			fmt.Printf("WATCH END %v\n", status.Code(err))
+			return 0
+		}
+		fmt.Printf("WATCH %v\n", r.Status)
+		os.Stdout.Sync()
+	}
+}
+
 func readExpectations(path string) (expectations, error) {
 	var want expectations
 	if path == "" {
@@ -324,6 +346,7 @@ func main() {
 	concurrency := flag.Int("concurrency", 200, "concurrent calls on the one connection")
 	timeout := flag.Duration("timeout", 10*time.Second, "deadline of each check")
 	skip := flag.String("skip", "", "comma-separated check names to skip")
+	watch := flag.Bool("watch", false, "only stream health Watch, printing each status")
 	flag.Parse()
 	if *socket == "" {
 		fmt.Fprintln(os.Stderr, "interopclient: -socket is required")
@@ -355,6 +378,9 @@ func main() {
 	}
 	defer conn.Close()
 
+	if *watch {
+		os.Exit(watchHealth(healthpb.NewHealthClient(conn), *timeout))
+	}
 	c := &checker{
 		conn:      conn,
 		instances: pb.NewInstancesClient(conn),
