@@ -61,7 +61,8 @@ let package = Package(
         .target(
             name: "VMSSService",
             dependencies: [
-                "GRPCTransport", "InstancesProto", "VMSSCache", "AzureModel", "VMSSLog", "Reflection",
+                "GRPCTransport", "InstancesProto", "VMSSCache", "AzureModel", "VMSSLog",
+                "Reflection",
             ]
         ),
         .target(name: "Metrics", dependencies: ["CMicroHTTPD"]),

@@ -46,7 +46,8 @@ public struct DescriptorIndex: Sendable {
             let prefix = package.isEmpty ? "" : package + "."
             var symbols: [String] = package.isEmpty ? [] : [package]
             for message in messages {
-                try Self.messageSymbols(message, prefix: prefix, into: &symbols, types: &messageTypes)
+                try Self.messageSymbols(
+                    message, prefix: prefix, into: &symbols, types: &messageTypes)
             }
             for body in enums {
                 symbols.append(prefix + (try Self.name(of: body)))

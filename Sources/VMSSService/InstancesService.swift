@@ -60,11 +60,14 @@ public final class InstancesService: Sendable {
         answerShutdown(question, call, responder)
     }
 
-    private func instanceExists(_ bytes: [UInt8], _ context: CallContext, _ responder: UnaryResponder) {
+    private func instanceExists(
+        _ bytes: [UInt8], _ context: CallContext, _ responder: UnaryResponder
+    ) {
         guard let request = try? NodeRequest(serializedBytes: bytes) else {
             return responder.fail(.unparsable("NodeRequest"))
         }
-        let call = CallLog(logger, method: "InstanceExists", request.providerID, node: request.nodeName)
+        let call = CallLog(
+            logger, method: "InstanceExists", request.providerID, node: request.nodeName)
         guard let question = question(node: request, call, responder) else { return }
         answerExists(question, call, responder)
     }
@@ -75,15 +78,19 @@ public final class InstancesService: Sendable {
         guard let request = try? NodeRequest(serializedBytes: bytes) else {
             return responder.fail(.unparsable("NodeRequest"))
         }
-        let call = CallLog(logger, method: "InstanceShutdown", request.providerID, node: request.nodeName)
+        let call = CallLog(
+            logger, method: "InstanceShutdown", request.providerID, node: request.nodeName)
         guard let question = question(node: request, call, responder) else { return }
         answerShutdown(question, call, responder)
     }
 
-    private func answerExists(_ question: NodeQuestion, _ call: CallLog, _ responder: UnaryResponder) {
+    private func answerExists(
+        _ question: NodeQuestion, _ call: CallLog, _ responder: UnaryResponder
+    ) {
         @Sendable func respond(_ result: Result<Bool, VerdictFailure>) {
             switch result {
-            case .success(let exists): responder.succeed(ExistsResponse(exists: exists).serializedBytes())
+            case .success(let exists):
+                responder.succeed(ExistsResponse(exists: exists).serializedBytes())
             case .failure(let failure): responder.fail(GRPCStatus(failure))
             }
         }
@@ -95,7 +102,9 @@ public final class InstancesService: Sendable {
         }
     }
 
-    private func answerShutdown(_ question: NodeQuestion, _ call: CallLog, _ responder: UnaryResponder) {
+    private func answerShutdown(
+        _ question: NodeQuestion, _ call: CallLog, _ responder: UnaryResponder
+    ) {
         @Sendable func respond(_ result: Result<Bool, VerdictFailure>) {
             switch result {
             case .success(let shutdown):
@@ -105,7 +114,8 @@ public final class InstancesService: Sendable {
             }
         }
         guard call.isLogging else { return cache.instanceShutdown(question, completion: respond) }
-        cache.instanceShutdown(question) { (result: Result<Bool, VerdictFailure>, info: AnswerInfo) in
+        cache.instanceShutdown(question) {
+            (result: Result<Bool, VerdictFailure>, info: AnswerInfo) in
             call.finish(result.map { "shutdown=\($0)" }, info)
             respond(result)
         }
@@ -117,7 +127,8 @@ public final class InstancesService: Sendable {
         guard let request = try? NodeRequest(serializedBytes: bytes) else {
             return responder.fail(.unparsable("NodeRequest"))
         }
-        let call = CallLog(logger, method: "InstanceMetadata", request.providerID, node: request.nodeName)
+        let call = CallLog(
+            logger, method: "InstanceMetadata", request.providerID, node: request.nodeName)
         guard let question = question(node: request, call, responder) else { return }
         @Sendable func respond(_ result: Result<InstanceMetadata, VerdictFailure>) {
             switch result {
@@ -143,7 +154,9 @@ public final class InstancesService: Sendable {
         }
     }
 
-    private func instancesExist(_ bytes: [UInt8], _ context: CallContext, _ responder: UnaryResponder) {
+    private func instancesExist(
+        _ bytes: [UInt8], _ context: CallContext, _ responder: UnaryResponder
+    ) {
         guard let request = try? InstancesExistRequest(serializedBytes: bytes) else {
             return responder.fail(.unparsable("InstancesExistRequest"))
         }
@@ -264,9 +277,11 @@ struct CallLog: Sendable {
         }
         logger.info(
             "rpc", level: 2,
-            ["method": method, "provider_id": providerID, "node": node, "verdict": verdict,
-             "cache": info?.outcome.rawValue ?? "none", "arm_calls": info?.backendCalls ?? 0,
-             "duration_us": Self.microseconds(since: started)])
+            [
+                "method": method, "provider_id": providerID, "node": node, "verdict": verdict,
+                "cache": info?.outcome.rawValue ?? "none", "arm_calls": info?.backendCalls ?? 0,
+                "duration_us": Self.microseconds(since: started),
+            ])
     }
 
     /// Writes the line for a batch: how many IDs exist, are gone, or failed.
@@ -276,9 +291,11 @@ struct CallLog: Sendable {
         let exists = verdicts.filter { $0.code == 0 && $0.exists }.count
         logger.info(
             "rpc", level: 2,
-            ["method": method, "ids": verdicts.count, "exists": exists,
-             "gone": verdicts.count - exists - failed, "failed": failed,
-             "duration_us": Self.microseconds(since: started)])
+            [
+                "method": method, "ids": verdicts.count, "exists": exists,
+                "gone": verdicts.count - exists - failed, "failed": failed,
+                "duration_us": Self.microseconds(since: started),
+            ])
     }
 
     private static func microseconds(since started: ContinuousClock.Instant) -> Int64 {

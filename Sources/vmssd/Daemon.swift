@@ -177,8 +177,10 @@ final class Daemon: Sendable {
                 "rate_limit_qps": configuration.rateLimitQPS,
                 "rate_limit_bucket": configuration.rateLimitBucket,
                 "drain_timeout_s": options.drainTimeout,
-                "allowed_uids": options.allowedUIDs.map { $0.sorted().map(String.init)
-                    .joined(separator: ",") } ?? "any",
+                "allowed_uids": options.allowedUIDs.map {
+                    $0.sorted().map(String.init)
+                        .joined(separator: ",")
+                } ?? "any",
                 "event_loops": options.eventLoops,
                 "metrics_address": options.metricsAddress ?? "off",
                 "log_format": options.logFormat,

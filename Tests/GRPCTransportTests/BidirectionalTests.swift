@@ -237,8 +237,9 @@ struct CallObserverTests {
         #expect(pairs == ["-1:12", "0:0", "1:14", "2:0"])
         // Whichever side's timer fires first decides: the server's deadline or the client's reset.
         let slow = try #require(calls.first { $0.0 == 3 })
-        #expect(slow.1 == GRPCStatus.Code.deadlineExceeded.rawValue
-            || slow.1 == GRPCStatus.Code.cancelled.rawValue)
+        #expect(
+            slow.1 == GRPCStatus.Code.deadlineExceeded.rawValue
+                || slow.1 == GRPCStatus.Code.cancelled.rawValue)
         #expect(slow.2 >= 0.04 && slow.2 < 5)
     }
 }

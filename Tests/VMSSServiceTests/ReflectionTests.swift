@@ -66,10 +66,13 @@ final class ReflectionStream: Sendable {
                 guard case .bytes(let body) = value else { continue }
                 switch number {
                 case 2: originalRequest = Array(body)
-                case 4: fileNames = try Self.strings(in: body, field: 1).map { try Self.fileName($0) }
+                case 4:
+                    fileNames = try Self.strings(in: body, field: 1).map { try Self.fileName($0) }
                 case 6:
                     services = try Self.strings(in: body, field: 1).map {
-                        try Self.strings(in: $0[...], field: 1).first.map { String(decoding: $0, as: UTF8.self) } ?? ""
+                        try Self.strings(in: $0[...], field: 1).first.map {
+                            String(decoding: $0, as: UTF8.self)
+                        } ?? ""
                     }
                 case 7:
                     var error = ProtoReader(body)
@@ -92,7 +95,9 @@ final class ReflectionStream: Sendable {
         }
 
         private static func fileName(_ descriptor: [UInt8]) throws -> String {
-            try strings(in: descriptor[...], field: 1).first.map { String(decoding: $0, as: UTF8.self) } ?? ""
+            try strings(in: descriptor[...], field: 1).first.map {
+                String(decoding: $0, as: UTF8.self)
+            } ?? ""
         }
     }
 }
@@ -185,7 +190,8 @@ struct DescriptorIndexTests {
 
         let index = try DescriptorIndex(fileDescriptorSet: set.bytes)
 
-        #expect(index.fileWithDependencies(named: "a.proto")?.map(\.name) == ["a.proto", "b.proto"])
+        #expect(
+            index.fileWithDependencies(named: "a.proto")?.map(\.name) == ["a.proto", "b.proto"])
         #expect(index.fileWithDependencies(named: "c.proto") == nil)
     }
 

@@ -123,7 +123,8 @@ struct InstancesServiceTests {
         ]
 
         let result = await harness.call(
-            instancesPrefix + "InstancesExist", InstancesExistRequest(providerIDs: ids).serializedBytes())
+            instancesPrefix + "InstancesExist",
+            InstancesExistRequest(providerIDs: ids).serializedBytes())
 
         let verdicts = try InstancesExistResponse(serializedBytes: result.get()).verdicts
         #expect(verdicts.map(\.providerID) == ids)
@@ -138,13 +139,15 @@ struct InstancesServiceTests {
         defer { harness.stop() }
 
         let result = await harness.call(
-            instancesPrefix + "InstancesExist", InstancesExistRequest(providerIDs: []).serializedBytes())
+            instancesPrefix + "InstancesExist",
+            InstancesExistRequest(providerIDs: []).serializedBytes())
 
         #expect(try InstancesExistResponse(serializedBytes: result.get()).verdicts.isEmpty)
     }
 
     static let methods = [
-        instancesPrefix + "InstanceExistsByProviderID", instancesPrefix + "InstanceShutdownByProviderID",
+        instancesPrefix + "InstanceExistsByProviderID",
+        instancesPrefix + "InstanceShutdownByProviderID",
         instancesPrefix + "InstanceExists", instancesPrefix + "InstanceShutdown",
         instancesPrefix + "InstanceMetadata", instancesPrefix + "InstancesExist",
         adminPrefix + "Stats", adminPrefix + "Invalidate", "/grpc.health.v1.Health/Check",
@@ -201,12 +204,15 @@ struct AdminServiceTests {
         }
 
         let stats = try StatsResponse(
-            serializedBytes: await harness.call(adminPrefix + "Stats", StatsRequest().serializedBytes()).get())
+            serializedBytes: await harness.call(
+                adminPrefix + "Stats", StatsRequest().serializedBytes()
+            ).get())
 
         #expect(stats.misses == 1)
         #expect(stats.hits == 2)
         #expect(stats.entries >= 1)
-        #expect(stats.armCalls == [ARMCallCount(operation: "list_vmss_vms", outcome: "ok", count: 1)])
+        #expect(
+            stats.armCalls == [ARMCallCount(operation: "list_vmss_vms", outcome: "ok", count: 1)])
     }
 
     @Test("invalidating a scale set makes the next question read it again")
@@ -219,12 +225,16 @@ struct AdminServiceTests {
 
         let one = await harness.call(
             adminPrefix + "Invalidate",
-            InvalidateRequest(subscriptionID: subscription, resourceGroup: resourceGroup, scaleSet: "pool")
-                .serializedBytes())
+            InvalidateRequest(
+                subscriptionID: subscription, resourceGroup: resourceGroup, scaleSet: "pool"
+            )
+            .serializedBytes())
         _ = await harness.call(instancesPrefix + "InstanceExistsByProviderID", request)
-        let all = await harness.call(adminPrefix + "Invalidate", InvalidateRequest().serializedBytes())
+        let all = await harness.call(
+            adminPrefix + "Invalidate", InvalidateRequest().serializedBytes())
         let partial = await harness.call(
-            adminPrefix + "Invalidate", InvalidateRequest(subscriptionID: subscription).serializedBytes())
+            adminPrefix + "Invalidate",
+            InvalidateRequest(subscriptionID: subscription).serializedBytes())
 
         #expect(try InvalidateResponse(serializedBytes: one.get()).removed == 1)
         #expect(harness.backend.calls == 2)
@@ -236,7 +246,9 @@ struct AdminServiceTests {
 
 @Suite("the Health service over a real socket")
 struct HealthServiceTests {
-    static func check(_ harness: ServiceHarness, _ service: String) async -> Result<ServingStatus, GRPCStatus> {
+    static func check(
+        _ harness: ServiceHarness, _ service: String
+    ) async -> Result<ServingStatus, GRPCStatus> {
         await harness.call(
             "/grpc.health.v1.Health/Check", HealthCheckRequest(service: service).serializedBytes()
         ).flatMap { bytes in

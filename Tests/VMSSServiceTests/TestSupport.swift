@@ -23,7 +23,9 @@ final class ScriptedBackend: InstanceBackend {
 
     var calls: Int { state.withLock { $0.calls } }
 
-    func listScaleSetVirtualMachines(_ scaleSet: ScaleSetRef) async throws(CloudError)
+    func listScaleSetVirtualMachines(
+        _ scaleSet: ScaleSetRef
+    ) async throws(CloudError)
         -> [VirtualMachine]
     {
         let result = state.withLock { state in
@@ -42,7 +44,9 @@ final class ScriptedBackend: InstanceBackend {
         throw .gone(code: "ResourceNotFound")
     }
 
-    func listScaleSets(_ resourceGroup: ResourceGroupRef) async throws(CloudError)
+    func listScaleSets(
+        _ resourceGroup: ResourceGroupRef
+    ) async throws(CloudError)
         -> [ScaleSetSummary]
     {
         state.withLock { $0.calls += 1 }
