@@ -55,15 +55,23 @@ let package = Package(
             name: "VMSSCache",
             dependencies: ["AzureModel"]
         ),
+        // gRPC server reflection over a descriptor set; knows nothing of Azure.
+        .target(name: "Reflection", dependencies: ["GRPCTransport"]),
         // The gRPC services: requests to verdicts to responses and statuses.
         .target(
             name: "VMSSService",
-            dependencies: ["GRPCTransport", "InstancesProto", "VMSSCache", "AzureModel", "VMSSLog"]
+            dependencies: [
+                "GRPCTransport", "InstancesProto", "VMSSCache", "AzureModel", "VMSSLog",
+                "Reflection",
+            ]
         ),
         .target(name: "Metrics", dependencies: ["CMicroHTTPD"]),
         .executableTarget(
             name: "vmssd",
-            dependencies: ["VMSSService", "AzureARM", "VMSSCache", "GRPCTransport", "VMSSLog"]
+            dependencies: [
+                "VMSSService", "AzureARM", "VMSSCache", "GRPCTransport", "VMSSLog", "Metrics",
+                "Reflection",
+            ]
         ),
         .executableTarget(
             name: "vmssctl",
@@ -78,7 +86,10 @@ let package = Package(
         .testTarget(name: "VMSSCacheTests", dependencies: ["VMSSCache", "AzureModel"]),
         .testTarget(
             name: "VMSSServiceTests",
-            dependencies: ["VMSSService", "GRPCTransport", "InstancesProto", "VMSSCache", "AzureModel"]
+            dependencies: [
+                "VMSSService", "GRPCTransport", "InstancesProto", "VMSSCache", "AzureModel",
+                "Reflection", "VMSSLog",
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Fails when the committed generated code (Sources/CInstancesProto, clients/go/instancesv1) is
-# not exactly what scripts/generate.sh produces from Protos/ with the installed compilers.
+# Fails when the committed generated code (Sources/CInstancesProto, clients/go/instancesv1,
+# Sources/VMSSService/DescriptorSet.swift) is not exactly what scripts/generate.sh produces from
+# Protos/ with the installed compilers.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)

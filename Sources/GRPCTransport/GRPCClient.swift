@@ -97,6 +97,21 @@ public final class GRPCClientConnection: Sendable {
         if status.code != .ok { throw status }
     }
 
+    /// Opens a bidirectional call: messages go out with `send` as they are written, the request
+    /// side ends with `closeSend`, and `onMessage` runs on the connection's thread for every
+    /// response message, `onEnd` once with the final status.
+    public func bidirectionalStream(
+        path: String, onMessage: @escaping @Sendable ([UInt8]) -> Void,
+        onEnd: @escaping @Sendable (GRPCStatus) -> Void
+    ) -> ClientStream {
+        let call = ClientCall(
+            path: path, request: [], timeout: nil, contentType: nil,
+            kind: .streaming(onMessage, onEnd))
+        call.outgoing = ClientOutgoing()
+        submit(call)
+        return ClientStream(loop: loop, core: core, call: call)
+    }
+
     /// Ends a call whose task was cancelled: RST_STREAM(CANCEL) and status CANCELLED.
     private func cancel(_ box: ClientCallBox) {
         let core = self.core
@@ -145,6 +160,49 @@ public final class GRPCClientConnection: Sendable {
     }
 }
 
+/// The sending side of a bidirectional call; every method may be called from any thread.
+public final class ClientStream: Sendable {
+    private let loop: EventLoop
+    private let core: ClientCore
+    private let call: ClientCall
+
+    init(loop: EventLoop, core: ClientCore, call: ClientCall) {
+        self.loop = loop
+        self.core = core
+        self.call = call
+    }
+
+    /// Queues one request message; ignored after `closeSend` or once the call ended.
+    public func send(_ message: [UInt8]) {
+        let call = self.call
+        let core = self.core
+        loop.execute { core.enqueue(call, message: message) }
+    }
+
+    /// Half-closes: tells the server no more request messages will come.
+    public func closeSend() {
+        let call = self.call
+        let core = self.core
+        loop.execute { core.enqueue(call, message: nil) }
+    }
+
+    /// Resets the stream; the call ends with CANCELLED.
+    public func cancel() {
+        let call = self.call
+        let core = self.core
+        loop.execute { core.cancel(call) }
+    }
+}
+
+/// Request bytes of a bidirectional call not yet taken by nghttp2; loop-thread state.
+final class ClientOutgoing {
+    var pending: [UInt8] = []
+    var offset = 0
+    var closed = false
+    /// nghttp2 was told there is nothing to send for now, and must be woken.
+    var deferred = false
+}
+
 /// Hands a call created inside a continuation to a cancellation handler on another thread.
 final class ClientCallBox: Sendable {
     private let call = Mutex<ClientCall?>(nil)
@@ -179,6 +237,8 @@ final class ClientCall: LoopTimer, @unchecked Sendable {
     var messageCount = 0
     var failure: GRPCStatus?
     var finished = false
+    /// The request stream of a bidirectional call; nil for unary and server-streaming calls.
+    var outgoing: ClientOutgoing?
 
     init(path: String, request: [UInt8], timeout: Duration?, contentType: String?, kind: Kind) {
         self.path = path
@@ -266,7 +326,7 @@ final class ClientCore: H2Connection, @unchecked Sendable {
         var timeout = Array((call.timeout.map { GRPCTimeout.encode($0) } ?? "").utf8)
         var provider = nghttp2_data_provider()
         provider.source.ptr = Unmanaged.passUnretained(call).toOpaque()
-        provider.read_callback = clientReadRequest
+        provider.read_callback = call.outgoing == nil ? clientReadRequest : clientReadStream
         let userData = Unmanaged.passUnretained(call).toOpaque()
         let streamID = path.withUnsafeMutableBufferPointer { path in
             authority.withUnsafeMutableBufferPointer { authority in
@@ -376,6 +436,27 @@ final class ClientCore: H2Connection, @unchecked Sendable {
                 message: "stream reset by the server (HTTP/2 error \(errorCode))")
         }
         return GRPCStatus(code: .internalError, message: "response ended without grpc-status")
+    }
+
+    /// Adds a framed message (or the half-close, for nil) to a bidirectional call's output.
+    func enqueue(_ call: ClientCall, message: [UInt8]?) {
+        guard let outgoing = call.outgoing, !outgoing.closed, !call.finished else { return }
+        if let message {
+            var prefix: (UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0)
+            withUnsafeMutableBytes(of: &prefix) {
+                MessagePrefix.write(
+                    length: message.count, to: $0.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            }
+            withUnsafeBytes(of: prefix) { outgoing.pending.append(contentsOf: $0) }
+            outgoing.pending.append(contentsOf: message)
+        } else {
+            outgoing.closed = true
+        }
+        if outgoing.deferred, call.streamID > 0, !isClosed {
+            outgoing.deferred = false
+            nghttp2_session_resume_data(session, call.streamID)
+        }
+        loop.scheduleFlush(self)
     }
 
     func deadlinePassed(_ call: ClientCall) {
@@ -509,4 +590,28 @@ private let clientReadRequest: nghttp2_data_source_read_callback = {
         call.request = []
     }
     return written
+}
+
+private let clientReadStream: nghttp2_data_source_read_callback = {
+    _, _, buffer, length, flags, source, _ in
+    let call = Unmanaged<ClientCall>.fromOpaque(source!.pointee.ptr).takeUnretainedValue()
+    guard let outgoing = call.outgoing else { return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
+    let take = min(outgoing.pending.count - outgoing.offset, length)
+    if take > 0 {
+        outgoing.pending.withUnsafeBufferPointer { bytes in
+            buffer!.update(from: bytes.baseAddress! + outgoing.offset, count: take)
+        }
+        outgoing.offset += take
+    }
+    if outgoing.offset == outgoing.pending.count {
+        outgoing.pending.removeAll(keepingCapacity: true)
+        outgoing.offset = 0
+        if outgoing.closed {
+            flags!.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+        } else if take == 0 {
+            outgoing.deferred = true
+            return Int(NGHTTP2_ERR_DEFERRED.rawValue)
+        }
+    }
+    return take
 }

@@ -24,6 +24,56 @@ public enum RPCHandler: Sendable {
     case serverStreaming(
         @Sendable (_ request: [UInt8], _ context: CallContext, _ responder: StreamResponder) -> Void
     )
+    /// Messages both ways: called as soon as the request headers arrive, before any message, on
+    /// the connection's thread. The returned observer then sees each request message as it
+    /// arrives and the client's half-close; answers go through the responder at any time.
+    case bidirectionalStreaming(
+        @Sendable (_ context: CallContext, _ responder: StreamResponder) -> RequestStreamObserver)
+}
+
+/// Receives the request messages of a bidirectional call, in order, on the connection's thread.
+///
+/// Neither closure may block: each runs on the event loop serving the connection.
+public struct RequestStreamObserver: Sendable {
+    /// One whole request message.
+    public var onMessage: @Sendable (_ message: [UInt8]) -> Void
+    /// The client half-closed: no more messages will come. Not called when the call was
+    /// cancelled or failed first.
+    public var onEnd: @Sendable () -> Void
+
+    /// An observer made of the two closures.
+    public init(
+        onMessage: @escaping @Sendable (_ message: [UInt8]) -> Void,
+        onEnd: @escaping @Sendable () -> Void
+    ) {
+        self.onMessage = onMessage
+        self.onEnd = onEnd
+    }
+}
+
+/// Told about every finished call, for metrics, without knowing what the calls mean.
+///
+/// `methodIndex` is asked once per served path when the server is made; its answer is what
+/// `completed` later receives for calls to that path (-1 for a path that is not served).
+/// `completed` runs on a connection's thread once per call that got a stream (including calls
+/// refused before a handler ran), with the gRPC status code sent, or CANCELLED when the client
+/// went away first, and the seconds from the request headers to the stream's end. It must be
+/// cheap and must not block.
+public struct CallCompletionObserver: Sendable {
+    /// Maps a served path to the index `completed` receives.
+    public var methodIndex: @Sendable (_ path: String) -> Int
+    /// Called once per finished call.
+    public var completed: @Sendable (_ methodIndex: Int, _ code: Int32, _ seconds: Double) -> Void
+
+    /// An observer made of the two closures.
+    public init(
+        methodIndex: @escaping @Sendable (_ path: String) -> Int,
+        completed: @escaping @Sendable (_ methodIndex: Int, _ code: Int32, _ seconds: Double)
+            -> Void
+    ) {
+        self.methodIndex = methodIndex
+        self.completed = completed
+    }
 }
 
 /// Receives the server's log lines (one line per call, no trailing newline); never stdout.
@@ -45,6 +95,8 @@ public struct GRPCServerConfiguration: Sendable {
     public var drainTimeout: Duration = .seconds(25)
     /// Peer uids allowed to connect; nil lets anyone who can open the socket in.
     public var allowedUIDs: Set<UInt32>? = nil
+    /// Told about every finished call; nil costs nothing per call.
+    public var callObserver: CallCompletionObserver? = nil
 
     /// A configuration with defaults for everything but the socket path.
     public init(socketPath: String) {

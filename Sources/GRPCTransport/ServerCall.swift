@@ -28,6 +28,13 @@ final class ServerCall: LoopTimer, @unchecked Sendable {
     var responseOffset = -5
     // Server-streaming state, shared with any thread.
     var outbox: StreamOutbox?
+    /// The handler's observer of request messages, for bidirectional calls only.
+    var inbound: RequestStreamObserver?
+    /// When the request headers arrived, in CLOCK_MONOTONIC nanoseconds; set only when a call
+    /// observer is configured.
+    var arrivedAt: UInt64 = 0
+    /// The gRPC status code submitted for this call; -1 until one is.
+    var sentCode: Int32 = -1
 
     init(
         connection: ServerConnection, streamID: Int32, route: Route,

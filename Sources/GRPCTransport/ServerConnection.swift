@@ -11,11 +11,14 @@ final class Route: Sendable {
     let path: String
     let pathBytes: [UInt8]
     let handler: RPCHandler
+    /// What the call observer gave for this path, looked up once.
+    let observerIndex: Int
 
-    init(path: String, handler: RPCHandler) {
+    init(path: String, handler: RPCHandler, observerIndex: Int) {
         self.path = path
         self.pathBytes = Array(path.utf8)
         self.handler = handler
+        self.observerIndex = observerIndex
     }
 }
 
@@ -26,10 +29,17 @@ final class ServerShared: Sendable {
     let maxConcurrentStreams: UInt32
     let log: GRPCLogSink?
     let callbacks: SessionCallbacks
+    let observer: CallCompletionObserver?
 
     init(configuration: GRPCServerConfiguration, handlers: [String: RPCHandler], log: GRPCLogSink?)
     {
-        routes = handlers.sorted { $0.key < $1.key }.map { Route(path: $0.key, handler: $0.value) }
+        let observer = configuration.callObserver
+        self.observer = observer
+        routes = handlers.sorted { $0.key < $1.key }.map {
+            Route(
+                path: $0.key, handler: $0.value,
+                observerIndex: observer.map { [key = $0.key] in $0.methodIndex(key) } ?? -1)
+        }
         maxReceiveMessageBytes = configuration.maxReceiveMessageBytes
         maxConcurrentStreams = configuration.maxConcurrentStreams
         self.log = log
@@ -222,12 +232,14 @@ final class ServerConnection: H2Connection, @unchecked Sendable {
 
     func requestHeadersComplete(streamID: Int32, endStream: Bool) {
         if !headerMethodOK {
+            observeRefusal(headerRoute, .internalError)
             respondTrailersOnly(
                 streamID, httpStatus: KnownHeaders.shared.status405,
                 status: GRPCStatus(code: .internalError, message: "method must be POST"))
             return
         }
         if headerContentType != 1 {
+            observeRefusal(headerRoute, .internalError)
             respondTrailersOnly(
                 streamID, httpStatus: KnownHeaders.shared.status415,
                 status: GRPCStatus(code: .internalError, message: "invalid gRPC content-type"))
@@ -235,16 +247,19 @@ final class ServerConnection: H2Connection, @unchecked Sendable {
         }
         if headerTimeoutBad {
             // Malformed grpc-timeout is an error, as grpc-go treats it, not a silent no-deadline.
+            observeRefusal(headerRoute, .internalError)
             respond(streamID, GRPCStatus(code: .internalError, message: "malformed grpc-timeout"))
             return
         }
         guard let route = headerRoute else {
+            observeRefusal(nil, .unimplemented)
             respond(
                 streamID,
                 GRPCStatus(code: .unimplemented, message: "unknown method \(headerPath ?? "")"))
             return
         }
         if headerEncoded {
+            observeRefusal(route, .unimplemented)
             respond(
                 streamID,
                 GRPCStatus(code: .unimplemented, message: "message compression is not supported"))
@@ -253,14 +268,62 @@ final class ServerConnection: H2Connection, @unchecked Sendable {
         let deadline = headerTimeout.map { ContinuousClock.now + $0 }
         let call = ServerCall(
             connection: self, streamID: streamID, route: route, deadline: deadline)
+        if shared.observer != nil { call.arrivedAt = monotonicNanoseconds() }
         calls[streamID] = call
         nghttp2_session_set_stream_user_data(
             session, streamID, Unmanaged.passUnretained(call).toOpaque())
         if deadline != nil { loop.schedule(call) }
+        if case .bidirectionalStreaming(let handler) = route.handler {
+            startBidirectional(call, handler)
+        }
         if endStream { requestEnded(call) }
     }
 
+    /// Counts a call refused before it had a `ServerCall`, with no duration to speak of.
+    private func observeRefusal(_ route: Route?, _ code: GRPCStatus.Code) {
+        guard let observer = shared.observer else { return }
+        observer.completed(route?.observerIndex ?? -1, code.rawValue, 0)
+    }
+
+    /// Starts a bidirectional call as soon as its headers are in; messages follow as they come.
+    private func startBidirectional(
+        _ call: ServerCall,
+        _ handler: @Sendable (CallContext, StreamResponder) -> RequestStreamObserver
+    ) {
+        call.started = true
+        let outbox = StreamOutbox()
+        call.outbox = outbox
+        if draining {
+            outbox.state.withLock { $0.cancelFired = true }
+            call.cancelled.store(true, ordering: .releasing)
+        }
+        let context = CallContext(path: call.route.path, deadline: call.deadline, peerUID: peerUID)
+        call.inbound = handler(context, StreamResponder(call: call, outbox: outbox))
+        if draining { endStreamingForDrain(call) }
+    }
+
+    /// Hands each whole message of a bidirectional call to its observer as soon as it is in.
+    private func bidirectionalData(
+        _ call: ServerCall, _ inbound: RequestStreamObserver, _ data: UnsafeRawBufferPointer
+    ) {
+        if call.isClaimed { return }
+        let error = call.reader.consume(data, limit: shared.maxReceiveMessageBytes) { message in
+            if !call.isClaimed { inbound.onMessage(message) }
+        }
+        if let error { failStreaming(call, error.status) }
+    }
+
+    /// Ends a streaming call with `status` after what it already sent, unless it already ended.
+    private func failStreaming(_ call: ServerCall, _ status: GRPCStatus) {
+        guard call.claim(), let outbox = call.outbox else { return }
+        call.cancelled.store(true, ordering: .releasing)
+        fireCancel(outbox)
+        outbox.state.withLock { $0.finalStatus = status }
+        resumeStreaming(call)
+    }
+
     func requestData(_ call: ServerCall, _ data: UnsafeRawBufferPointer) {
+        if let inbound = call.inbound { return bidirectionalData(call, inbound, data) }
         if call.started || call.isClaimed { return }
         let isUnary: Bool
         if case .unary = call.route.handler { isUnary = true } else { isUnary = false }
@@ -286,6 +349,17 @@ final class ServerConnection: H2Connection, @unchecked Sendable {
 
     func requestEnded(_ call: ServerCall) {
         call.remoteClosed = true
+        if let inbound = call.inbound {
+            if call.isClaimed { return }
+            if call.reader.isMidMessage {
+                let status = GRPCStatus(
+                    code: .internalError, message: "request ended inside a message")
+                failStreaming(call, status)
+            } else {
+                inbound.onEnd()
+            }
+            return
+        }
         if call.started || call.isClaimed { return }
         if call.reader.isMidMessage {
             fail(call, GRPCStatus(code: .internalError, message: "request ended inside a message"))
@@ -306,6 +380,8 @@ final class ServerConnection: H2Connection, @unchecked Sendable {
         switch call.route.handler {
         case .unary(let handler):
             handler(request, context, UnaryResponder(call: call))
+        case .bidirectionalStreaming:
+            break  // started when its headers arrived
         case .serverStreaming(let handler):
             let outbox = StreamOutbox()
             call.outbox = outbox
@@ -322,6 +398,7 @@ final class ServerConnection: H2Connection, @unchecked Sendable {
     private func fail(_ call: ServerCall, _ status: GRPCStatus) {
         guard call.claim() else { return }
         loop.cancel(call)
+        call.sentCode = status.code.rawValue
         respond(call.streamID, status)
     }
 
@@ -333,9 +410,12 @@ final class ServerConnection: H2Connection, @unchecked Sendable {
         if call.streamGone || isClosed { return }
         loop.scheduleFlush(self)
         guard let message else {
-            respond(call.streamID, status ?? .ok)
+            let status = status ?? .ok
+            call.sentCode = status.code.rawValue
+            respond(call.streamID, status)
             return
         }
+        call.sentCode = 0
         call.response = message
         call.responseOffset = -5
         submitResponseHeaders(call)
@@ -439,6 +519,7 @@ final class ServerConnection: H2Connection, @unchecked Sendable {
         }
         if let immediate {
             if call.timerIndex >= 0 { loop.cancel(call) }
+            call.sentCode = immediate.code.rawValue
             respond(call.streamID, immediate)
             call.headersSubmitted = true
         } else {
@@ -455,6 +536,7 @@ final class ServerConnection: H2Connection, @unchecked Sendable {
             outbox.state.withLock { $0.finalStatus = status }
             resumeStreaming(call)
         } else if !call.streamGone {
+            call.sentCode = status.code.rawValue
             respond(call.streamID, status)
         }
     }
@@ -482,9 +564,16 @@ final class ServerConnection: H2Connection, @unchecked Sendable {
 
     func streamClosed(_ streamID: Int32) {
         guard let call = calls.removeValue(forKey: streamID) else { return }
+        if let observer = shared.observer { observeCompletion(call, observer) }
         call.streamGone = true
         cancelCall(call)
         if draining { checkDrained() }
+    }
+
+    private func observeCompletion(_ call: ServerCall, _ observer: CallCompletionObserver) {
+        let elapsed = monotonicNanoseconds() &- call.arrivedAt
+        let code = call.sentCode >= 0 ? call.sentCode : GRPCStatus.Code.cancelled.rawValue
+        observer.completed(call.route.observerIndex, code, Double(elapsed) * 1e-9)
     }
 
     private func cancelCall(_ call: ServerCall) {
@@ -497,6 +586,7 @@ final class ServerConnection: H2Connection, @unchecked Sendable {
 
     override func connectionDidClose() {
         for call in calls.values {
+            if let observer = shared.observer { observeCompletion(call, observer) }
             call.streamGone = true
             cancelCall(call)
         }
@@ -556,6 +646,15 @@ final class ServerConnection: H2Connection, @unchecked Sendable {
         flush()
         close()
     }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds, for call durations: a plain integer keeps the per-call cost
+/// to two clock reads and a subtraction.
+@inline(__always)
+private func monotonicNanoseconds() -> UInt64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
 }
 
 // MARK: - nghttp2 callbacks (capture-free; the connection arrives through user_data)
@@ -703,6 +802,7 @@ private let serverReadStreaming: nghttp2_data_source_read_callback = {
     if let final {
         flags!.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue | NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
         if call.timerIndex >= 0 { call.connection.loop.cancel(call) }
+        call.sentCode = final.code.rawValue
         call.connection.submitTrailers(streamID, final)
     }
     return written

@@ -109,6 +109,9 @@ public struct Logger: Sendable {
         switch value {
         case let number as Int: String(number)
         case let number as UInt64: String(number)
+        case let number as Int64: String(number)
+        case let number as Int32: String(number)
+        case let number as UInt32: String(number)
         case let number as Double: number.isFinite ? String(number) : jsonString(String(number))
         case let flag as Bool: flag ? "true" : "false"
         default: jsonString(String(describing: value))

@@ -44,13 +44,7 @@ public final class InstancesService: Sendable {
         guard let question = question(providerID: request.providerID, call, responder) else {
             return
         }
-        cache.instanceExists(question) { result in
-            call.finish(result.map { "exists=\($0)" })
-            switch result {
-            case .success(let exists): responder.succeed(ExistsResponse(exists: exists).serializedBytes())
-            case .failure(let failure): responder.fail(GRPCStatus(failure))
-            }
-        }
+        answerExists(question, call, responder)
     }
 
     private func shutdownByProviderID(
@@ -66,19 +60,16 @@ public final class InstancesService: Sendable {
         answerShutdown(question, call, responder)
     }
 
-    private func instanceExists(_ bytes: [UInt8], _ context: CallContext, _ responder: UnaryResponder) {
+    private func instanceExists(
+        _ bytes: [UInt8], _ context: CallContext, _ responder: UnaryResponder
+    ) {
         guard let request = try? NodeRequest(serializedBytes: bytes) else {
             return responder.fail(.unparsable("NodeRequest"))
         }
-        let call = CallLog(logger, method: "InstanceExists", request.providerID, node: request.nodeName)
+        let call = CallLog(
+            logger, method: "InstanceExists", request.providerID, node: request.nodeName)
         guard let question = question(node: request, call, responder) else { return }
-        cache.instanceExists(question) { result in
-            call.finish(result.map { "exists=\($0)" })
-            switch result {
-            case .success(let exists): responder.succeed(ExistsResponse(exists: exists).serializedBytes())
-            case .failure(let failure): responder.fail(GRPCStatus(failure))
-            }
-        }
+        answerExists(question, call, responder)
     }
 
     private func instanceShutdown(
@@ -87,20 +78,46 @@ public final class InstancesService: Sendable {
         guard let request = try? NodeRequest(serializedBytes: bytes) else {
             return responder.fail(.unparsable("NodeRequest"))
         }
-        let call = CallLog(logger, method: "InstanceShutdown", request.providerID, node: request.nodeName)
+        let call = CallLog(
+            logger, method: "InstanceShutdown", request.providerID, node: request.nodeName)
         guard let question = question(node: request, call, responder) else { return }
         answerShutdown(question, call, responder)
     }
 
-    private func answerShutdown(_ question: NodeQuestion, _ call: CallLog, _ responder: UnaryResponder) {
-        cache.instanceShutdown(question) { result in
-            call.finish(result.map { "shutdown=\($0)" })
+    private func answerExists(
+        _ question: NodeQuestion, _ call: CallLog, _ responder: UnaryResponder
+    ) {
+        @Sendable func respond(_ result: Result<Bool, VerdictFailure>) {
+            switch result {
+            case .success(let exists):
+                responder.succeed(ExistsResponse(exists: exists).serializedBytes())
+            case .failure(let failure): responder.fail(GRPCStatus(failure))
+            }
+        }
+        // The reporting overload only when the line is written: the quiet path stays as cheap.
+        guard call.isLogging else { return cache.instanceExists(question, completion: respond) }
+        cache.instanceExists(question) { (result: Result<Bool, VerdictFailure>, info: AnswerInfo) in
+            call.finish(result.map { "exists=\($0)" }, info)
+            respond(result)
+        }
+    }
+
+    private func answerShutdown(
+        _ question: NodeQuestion, _ call: CallLog, _ responder: UnaryResponder
+    ) {
+        @Sendable func respond(_ result: Result<Bool, VerdictFailure>) {
             switch result {
             case .success(let shutdown):
                 responder.succeed(ShutdownResponse(shutdown: shutdown).serializedBytes())
             case .failure(let failure):
                 responder.fail(GRPCStatus(failure))
             }
+        }
+        guard call.isLogging else { return cache.instanceShutdown(question, completion: respond) }
+        cache.instanceShutdown(question) {
+            (result: Result<Bool, VerdictFailure>, info: AnswerInfo) in
+            call.finish(result.map { "shutdown=\($0)" }, info)
+            respond(result)
         }
     }
 
@@ -110,10 +127,10 @@ public final class InstancesService: Sendable {
         guard let request = try? NodeRequest(serializedBytes: bytes) else {
             return responder.fail(.unparsable("NodeRequest"))
         }
-        let call = CallLog(logger, method: "InstanceMetadata", request.providerID, node: request.nodeName)
+        let call = CallLog(
+            logger, method: "InstanceMetadata", request.providerID, node: request.nodeName)
         guard let question = question(node: request, call, responder) else { return }
-        cache.instanceMetadata(question) { result in
-            call.finish(result.map { "instance_type=\($0.instanceType)" })
+        @Sendable func respond(_ result: Result<InstanceMetadata, VerdictFailure>) {
             switch result {
             case .success(let metadata):
                 let response = InstanceMetadataResponse(
@@ -129,13 +146,23 @@ public final class InstancesService: Sendable {
                 responder.fail(GRPCStatus(failure))
             }
         }
+        guard call.isLogging else { return cache.instanceMetadata(question, completion: respond) }
+        cache.instanceMetadata(question) {
+            (result: Result<InstanceMetadata, VerdictFailure>, info: AnswerInfo) in
+            call.finish(result.map { "instance_type=\($0.instanceType)" }, info)
+            respond(result)
+        }
     }
 
-    private func instancesExist(_ bytes: [UInt8], _ context: CallContext, _ responder: UnaryResponder) {
+    private func instancesExist(
+        _ bytes: [UInt8], _ context: CallContext, _ responder: UnaryResponder
+    ) {
         guard let request = try? InstancesExistRequest(serializedBytes: bytes) else {
             return responder.fail(.unparsable("InstancesExistRequest"))
         }
+        let call = CallLog(logger, method: "InstancesExist", "", node: "")
         let batch = VerdictBatch(providerIDs: request.providerIDs) { verdicts in
+            call.finishBatch(verdicts)
             responder.succeed(InstancesExistResponse(verdicts: verdicts).serializedBytes())
         }
         for (index, text) in request.providerIDs.enumerated() {
@@ -160,7 +187,7 @@ public final class InstancesService: Sendable {
             return NodeQuestion(providerID: try ProviderID(parsing: text))
         } catch {
             let failure = VerdictFailure.invalidArgument(error.message)
-            call.finish(Result<String, VerdictFailure>.failure(failure))
+            call.finish(Result<String, VerdictFailure>.failure(failure), nil)
             responder.fail(GRPCStatus(failure))
             return nil
         }
@@ -220,7 +247,8 @@ private final class VerdictBatch: Sendable {
     }
 }
 
-/// The per-call log line written at verbosity 2 once the call is answered.
+/// The per-call log line written at verbosity 2 once the call is answered: method, provider ID,
+/// node, verdict (or status code), cache outcome, ARM calls started and duration.
 struct CallLog: Sendable {
     private let logger: Logger
     private let method: String
@@ -236,11 +264,12 @@ struct CallLog: Sendable {
         self.started = logger.enabled(2) ? .now : nil
     }
 
-    func finish<Value>(_ result: Result<Value, VerdictFailure>) {
+    /// Whether a line will be written; when not, nothing about the call is measured.
+    var isLogging: Bool { started != nil }
+
+    /// Writes the line for one answer; `info` is nil when the cache was never asked.
+    func finish<Value>(_ result: Result<Value, VerdictFailure>, _ info: AnswerInfo?) {
         guard let started else { return }
-        let elapsed = ContinuousClock.now - started
-        let microseconds = elapsed.components.seconds * 1_000_000
-            + elapsed.components.attoseconds / 1_000_000_000_000
         let verdict: String
         switch result {
         case .success(let value): verdict = "\(value)"
@@ -248,7 +277,30 @@ struct CallLog: Sendable {
         }
         logger.info(
             "rpc", level: 2,
-            ["method": method, "provider_id": providerID, "node": node, "verdict": verdict,
-             "duration_us": microseconds])
+            [
+                "method": method, "provider_id": providerID, "node": node, "verdict": verdict,
+                "cache": info?.outcome.rawValue ?? "none", "arm_calls": info?.backendCalls ?? 0,
+                "duration_us": Self.microseconds(since: started),
+            ])
+    }
+
+    /// Writes the line for a batch: how many IDs exist, are gone, or failed.
+    func finishBatch(_ verdicts: [InstanceVerdict]) {
+        guard let started else { return }
+        let failed = verdicts.filter { $0.code != 0 }.count
+        let exists = verdicts.filter { $0.code == 0 && $0.exists }.count
+        logger.info(
+            "rpc", level: 2,
+            [
+                "method": method, "ids": verdicts.count, "exists": exists,
+                "gone": verdicts.count - exists - failed, "failed": failed,
+                "duration_us": Self.microseconds(since: started),
+            ])
+    }
+
+    private static func microseconds(since started: ContinuousClock.Instant) -> Int64 {
+        let elapsed = ContinuousClock.now - started
+        return elapsed.components.seconds * 1_000_000
+            + elapsed.components.attoseconds / 1_000_000_000_000
     }
 }

@@ -4,6 +4,8 @@ import Dispatch
 import Foundation
 import GRPCTransport
 import InstancesProto
+import Metrics
+import Reflection
 import Synchronization
 import VMSSCache
 import VMSSLog
@@ -19,6 +21,9 @@ final class Daemon: Sendable {
     private let cache: InstanceCache
     private let health: HealthService
     private let server: GRPCServer
+    private let readiness: Readiness
+    private let metrics: DaemonMetrics
+    private let metricsServer = Mutex<MetricsServer?>(nil)
     private let tokenTask = Mutex<Task<Void, Never>?>(nil)
 
     /// Reads and checks the configuration and builds every part; nothing is bound or sent yet.
@@ -52,6 +57,10 @@ final class Daemon: Sendable {
             subscriptionID: configuration.subscriptionID, name: configuration.resourceGroup)
         cache = InstanceCache(backend: arm, configuration: cacheConfiguration)
 
+        let reflectedServices = [
+            InstancesService.name, AdminService.name, "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection",
+        ]
         health = HealthService(services: [InstancesService.name, AdminService.name])
         let instances = InstancesService(cache: cache, logger: logger)
         let arm = self.arm
@@ -63,27 +72,51 @@ final class Daemon: Sendable {
         var handlers = instances.handlers
         handlers.merge(admin.handlers) { first, _ in first }
         handlers.merge(health.handlers) { first, _ in first }
+        let reflection = ReflectionService(
+            index: ServiceDescriptors.index, services: reflectedServices)
+        handlers.merge(reflection.handlers) { first, _ in first }
+
+        // The server is made below, but readiness asks it whether it accepts only later.
+        let serverBox = Mutex<GRPCServer?>(nil)
+        readiness = Readiness(accepting: { serverBox.withLock { $0?.isAccepting ?? false } })
+        metrics = DaemonMetrics(
+            methods: Array(handlers.keys), cache: cache, arm: arm,
+            subscriptionID: configuration.subscriptionID, readiness: readiness)
 
         var serverConfiguration = GRPCServerConfiguration(socketPath: options.socketPath)
         serverConfiguration.socketMode = options.socketMode
         serverConfiguration.eventLoopCount = max(options.eventLoops, 1)
         serverConfiguration.drainTimeout = .milliseconds(Int64(options.drainTimeout * 1000))
         serverConfiguration.allowedUIDs = options.allowedUIDs
+        if options.metricsAddress != nil {
+            serverConfiguration.callObserver = metrics.callObserver
+        }
         server = GRPCServer(configuration: serverConfiguration, handlers: handlers)
+        serverBox.withLock { [server] in $0 = server }
 
         logEffectiveConfiguration(cacheConfiguration)
     }
 
     /// Binds the socket and starts serving; health says SERVING once the first token is in hand.
+    /// Starts the metrics server first (when asked for), so /healthz answers from the start.
     func start() throws {
         warnIfSocketDirectoryIsShared()
+        if let address = options.metricsAddress {
+            let metrics = self.metrics
+            let readiness = self.readiness
+            let metricsServer = try MetricsServer(
+                address: address, render: { metrics.render() }, ready: { readiness.check() })
+            self.metricsServer.withLock { $0 = metricsServer }
+            logger.info("serving metrics", ["address": address, "port": Int(metricsServer.port)])
+        }
         try server.start()
         logger.info("serving", ["socket": options.socketPath])
-        let task = Task { [arm, health, logger] in
+        let task = Task { [arm, health, logger, readiness] in
             var delay = 1.0
             while !Task.isCancelled {
                 do {
                     try await arm.prefetchToken()
+                    readiness.tokenObtained()
                     health.setStatus(.serving)
                     logger.info("first token obtained; serving", level: 1)
                     return
@@ -99,10 +132,13 @@ final class Daemon: Sendable {
     }
 
     /// Reports NOT_SERVING, drains the calls in flight, and removes the socket.
+    /// /readyz answers 503 from here on; /healthz and /metrics answer until the socket is gone.
     func stop() {
         tokenTask.withLock { $0?.cancel() }
+        readiness.draining()
         health.setStatus(.notServing)
         server.shutdown()
+        metricsServer.withLock { $0?.stop() }
     }
 
     private func warnIfSocketDirectoryIsShared() {
@@ -141,6 +177,14 @@ final class Daemon: Sendable {
                 "rate_limit_qps": configuration.rateLimitQPS,
                 "rate_limit_bucket": configuration.rateLimitBucket,
                 "drain_timeout_s": options.drainTimeout,
+                "allowed_uids": options.allowedUIDs.map {
+                    $0.sorted().map(String.init)
+                        .joined(separator: ",")
+                } ?? "any",
+                "event_loops": options.eventLoops,
+                "metrics_address": options.metricsAddress ?? "off",
+                "log_format": options.logFormat,
+                "verbosity": options.verbosity,
             ])
     }
 }
