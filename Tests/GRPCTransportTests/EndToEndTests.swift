@@ -84,7 +84,8 @@ struct EndToEndTests {
         let elapsed = ContinuousClock.now - start
 
         #expect(error?.code == .deadlineExceeded)
-        #expect(elapsed < .milliseconds(390))
+        // The handler answers after 3 s: an error well before that came from the deadline.
+        #expect(elapsed < .milliseconds(2500))
         // The late answer is ignored and the connection keeps working.
         try await Task.sleep(for: .milliseconds(400))
         #expect(try await client.unary(path: "/x.Y/Echo", request: [4]) == [4])

@@ -34,7 +34,7 @@ enum TestHandlers {
                 }
             },
             "/x.Y/Slow": .unary { request, context, responder in
-                DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(400)) {
+                DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(3)) {
                     responder.succeed(request)
                 }
             },
