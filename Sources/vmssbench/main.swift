@@ -52,7 +52,9 @@ func processCPUNanoseconds() -> Double {
 }
 
 func decode(_ bytes: [UInt8], arguments: [String]) {
-    let iterations = option(arguments, "--iterations", 200) { Int($0).flatMap { $0 > 0 ? $0 : nil } }
+    let iterations = option(arguments, "--iterations", 200) {
+        Int($0).flatMap { $0 > 0 ? $0 : nil }
+    }
     let minSeconds = option(arguments, "--min-seconds", 0.0) { Double($0) }
     let clock = ContinuousClock()
     var times: [Double] = []
@@ -72,7 +74,8 @@ func decode(_ bytes: [UInt8], arguments: [String]) {
         }
         times.append(nanoseconds(clock.now - start))
     }
-    let cpu = String(format: "%.3f", (processCPUNanoseconds() - cpuBegan) / Double(times.count) / 1e6)
+    let cpuPerDecode = (processCPUNanoseconds() - cpuBegan) / Double(times.count)
+    let cpu = String(format: "%.3f", cpuPerDecode / 1e6)
     times.sort()
     let best = String(format: "%.3f", times[0] / 1e6)
     let median = String(format: "%.3f", times[times.count / 2] / 1e6)
@@ -170,7 +173,8 @@ func memory(_ bytes: [UInt8], arguments: [String]) {
     let vms = scaleSets * perPage
     print(
         """
-        {"scale_sets":\(scaleSets),"vms":\(vms),"answered_true":\(answers.load(ordering: .relaxed)),\
+        {"scale_sets":\(scaleSets),"vms":\(vms),\
+        "answered_true":\(answers.load(ordering: .relaxed)),\
         "trimmed_rss_bytes_per_vm":\(Double(trimmedAfter - trimmedBefore) / Double(vms)),\
         "rss_bytes_per_vm":\(Double(rssAfter - rssBefore) / Double(vms))}
         """)

@@ -155,7 +155,8 @@ private final class Slot: Sendable {
         let index = next.wrappingAdd(1, ordering: .relaxed).oldValue % requests.count
         connection.startUnary(path: path, request: requests[index], timeout: nil) { result in
             let elapsed = ContinuousClock.now - started
-            let micros = Int(elapsed.components.seconds) * 1_000_000
+            let micros =
+                Int(elapsed.components.seconds) * 1_000_000
                 + Int(elapsed.components.attoseconds / 1_000_000_000_000)
             if case .success = result {
                 self.recorder.record(microseconds: micros, ok: true)
@@ -203,7 +204,8 @@ func runBench(socketPath: String, plan: BenchPlan) -> Int32 {
     done.wait()
     let measured = clock.now - measuredStart
     let serverAfter = plan.serverPID.flatMap(ProcessSample.init(pid:))
-    let seconds = Double(measured.components.seconds)
+    let seconds =
+        Double(measured.components.seconds)
         + Double(measured.components.attoseconds) / 1e18
     for connection in connections {
         connection.close()
