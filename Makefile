@@ -16,7 +16,7 @@ GO_PACKAGES := ./clients/go/... ./benchmarks/goserver ./tests/interop/go
 GO_ENV := source scripts/go-env.sh && cd "$$VMSSD_GO_SRC"
 
 .PHONY: help deps build build-debug go go-test interop-selfcheck test run demo generate \
-	check-generated format lint clean
+	check-generated format lint clean bench
 
 help:
 	@echo "make deps             install missing Debian and Python dependencies (no-op when present)"
@@ -24,6 +24,8 @@ help:
 	@echo "make test             check-generated, go vet/test, swift test, pytest tests/"
 	@echo "make run              fake Azure with the demo inventory + vmssd in the foreground"
 	@echo "make demo             the scripted demonstration"
+	@echo "make bench            vmssd against its goals, ~10 min (BENCH_QUICK=1: ~2 min); one table"
+	@echo "                      and benchmarks/out/results.json"
 	@echo "make generate         regenerate protoc-c and Go code from Protos/"
 	@echo "make check-generated  fail if committed generated code is out of date"
 	@echo "make format | lint    swift format (see .swift-format)"
@@ -61,6 +63,17 @@ run: deps build
 
 demo: deps build
 	scripts/demo.sh
+
+# Builds only what the benchmark runs, then measures; every ratio comes from the same run.
+bench:
+	swift build -c release --product vmssd
+	swift build -c release --product vmssctl
+	swift build -c release --product vmssbench
+	$(GO_ENV) && mkdir -p .build/go && go build -o .build/go/goserver ./benchmarks/goserver
+	$(GO_ENV) && go vet ./benchmarks/goclient ./benchmarks/godecode
+	$(GO_ENV) && go build -o .build/go/goclient ./benchmarks/goclient
+	$(GO_ENV) && go build -o .build/go/godecode ./benchmarks/godecode
+	python3 scripts/bench.py
 
 generate:
 	scripts/generate.sh

@@ -77,6 +77,7 @@ let package = Package(
             name: "vmssctl",
             dependencies: ["GRPCTransport", "InstancesProto"]
         ),
+        .executableTarget(name: "vmssbench", dependencies: ["AzureARM", "AzureModel", "VMSSCache"]),
 
         .testTarget(name: "GRPCTransportTests", dependencies: ["GRPCTransport"]),
         .testTarget(name: "InstancesProtoTests", dependencies: ["InstancesProto"]),

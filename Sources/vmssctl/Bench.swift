@@ -12,6 +12,9 @@ struct BenchPlan {
     var warmupSeconds = 1.0
     var method = "InstanceExistsByProviderID"
     var providerIDs: [String] = []
+    /// A server process whose CPU time and RSS are read at the start and end of the measured
+    /// window, so the figures cover exactly the calls counted (warm-up excluded).
+    var serverPID: Int32?
 
     init(arguments: [String]) throws(BenchError) {
         var remaining = arguments[...]
@@ -26,6 +29,11 @@ struct BenchPlan {
             case "--warmup": warmupSeconds = Double(value) ?? 0
             case "--method": method = value
             case "--provider-id": providerIDs.append(value)
+            case "--server-pid":
+                guard let pid = Int32(value), pid > 0 else {
+                    throw BenchError("--server-pid must be a process ID")
+                }
+                serverPID = pid
             case "--provider-ids-file":
                 guard let text = try? String(contentsOfFile: value, encoding: .utf8) else {
                     throw BenchError("cannot read \(value)")
@@ -44,6 +52,30 @@ struct BenchPlan {
     private static func positive(_ text: String, _ flag: String) throws(BenchError) -> Int {
         guard let value = Int(text), value > 0 else { throw BenchError("\(flag) must be > 0") }
         return value
+    }
+}
+
+/// CPU time (user + system) and resident set size of one process, from /proc.
+struct ProcessSample {
+    var cpuMicroseconds: Int
+    var rssBytes: Int
+
+    /// Reads /proc/PID/stat (utime and stime, in clock ticks) and /proc/PID/statm; nil when the
+    /// process is gone or the files cannot be read.
+    init?(pid: Int32) {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let statm = try? String(contentsOfFile: "/proc/\(pid)/statm", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return nil }
+        // Fields after the command name: state is field 3, utime 14 and stime 15.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        let pages = statm.split(separator: " ")
+        guard fields.count > 13, pages.count > 1, let utime = Int(fields[11]),
+            let stime = Int(fields[12]), let resident = Int(pages[1])
+        else { return nil }
+        let ticks = max(sysconf(Int32(_SC_CLK_TCK)), 1)
+        cpuMicroseconds = (utime + stime) * 1_000_000 / ticks
+        rssBytes = resident * max(sysconf(Int32(_SC_PAGESIZE)), 1)
     }
 }
 
@@ -123,7 +155,8 @@ private final class Slot: Sendable {
         let index = next.wrappingAdd(1, ordering: .relaxed).oldValue % requests.count
         connection.startUnary(path: path, request: requests[index], timeout: nil) { result in
             let elapsed = ContinuousClock.now - started
-            let micros = Int(elapsed.components.seconds) * 1_000_000
+            let micros =
+                Int(elapsed.components.seconds) * 1_000_000
                 + Int(elapsed.components.attoseconds / 1_000_000_000_000)
             if case .success = result {
                 self.recorder.record(microseconds: micros, ok: true)
@@ -166,22 +199,34 @@ func runBench(socketPath: String, plan: BenchPlan) -> Int32 {
     }
     Thread.sleep(forTimeInterval: plan.warmupSeconds)
     recorder.reset()
+    let serverBefore = plan.serverPID.flatMap(ProcessSample.init(pid:))
     let measuredStart = clock.now
     done.wait()
     let measured = clock.now - measuredStart
-    let seconds = Double(measured.components.seconds)
+    let serverAfter = plan.serverPID.flatMap(ProcessSample.init(pid:))
+    let seconds =
+        Double(measured.components.seconds)
         + Double(measured.components.attoseconds) / 1e18
     for connection in connections {
         connection.close()
     }
 
     let summary = recorder.summary()
+    var server = ""
+    if let before = serverBefore, let after = serverAfter {
+        let cpu = after.cpuMicroseconds - before.cpuMicroseconds
+        let perCall = Double(cpu) / Double(max(summary.calls, 1))
+        server = """
+            ,"server_cpu_us":\(cpu),"server_cpu_us_per_call":\(perCall),\
+            "server_rss_bytes":\(after.rssBytes)
+            """
+    }
     print(
         """
-        {"method":"\(plan.method)","connections":\(plan.connections),\
+        {"client":"vmssctl","method":"\(plan.method)","connections":\(plan.connections),\
         "concurrency":\(plan.concurrency),"calls":\(summary.calls),"errors":\(summary.errors),\
         "seconds":\(seconds),"calls_per_second":\(Double(summary.calls) / seconds),\
-        "p50_us":\(summary.p50),"p99_us":\(summary.p99)}
+        "p50_us":\(summary.p50),"p99_us":\(summary.p99)\(server)}
         """)
     _ = warmupEnd
     return summary.errors == 0 ? 0 : 3
