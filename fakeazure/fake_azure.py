@@ -9,6 +9,7 @@ import argparse
 import email.utils
 import json
 import secrets
+import signal
 import socket
 import struct
 import sys
@@ -296,8 +297,10 @@ class Handler(BaseHTTPRequestHandler):
             self.state.counts[operation] = self.state.counts.get(operation, 0) + 1
             spec = None
             for candidate in self.state.faults:
-                if candidate["operation"] in (operation, "*", "token" if operation.startswith("token") else "") \
-                        and candidate["count"] > 0:
+                wanted = candidate["operation"]
+                matches = wanted == operation or (
+                    wanted == "token" if operation.startswith("token") else wanted == "*")
+                if matches and candidate["count"] > 0:
                     candidate["count"] -= 1
                     spec = dict(candidate)
                     break
@@ -589,6 +592,9 @@ class Server(ThreadingHTTPServer):
 
 
 def main():
+    # A parent may start us with signals blocked (Foundation's Process does); stopping must work.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--inventory", required=True)

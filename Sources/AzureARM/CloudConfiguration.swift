@@ -305,7 +305,10 @@ public struct CloudConfiguration: Sendable {
         guard let url = URL(string: trimmed), url.host != nil, url.query == nil else {
             throw ConfigurationError(field: field, "\(field) is not an absolute URL: \(text)")
         }
-        if allowLinkLocal && text.hasPrefix(defaultManagedIdentityEndpoint) { return url }
+        // The real managed identity endpoint is plain http on a link-local address, by design.
+        if allowLinkLocal, url.scheme?.lowercased() == "http", url.host == "169.254.169.254" {
+            return url
+        }
         try checkScheme(url, field: field)
         return url
     }
