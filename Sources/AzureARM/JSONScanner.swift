@@ -154,7 +154,8 @@ struct JSONScanner: ~Copyable {
         }
         let (start, end, escaped) = try scanString()
         if !escaped {
-            return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
+            return String(
+                decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
         }
         return decodeString(start, end)
     }

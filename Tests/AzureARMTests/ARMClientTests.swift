@@ -1,7 +1,8 @@
-@testable import AzureARM
 import AzureModel
 import Foundation
 import Testing
+
+@testable import AzureARM
 
 /// Catches the `CloudError` of a read, or records that it unexpectedly succeeded.
 func cloudError<T>(_ body: () async throws -> T) async -> CloudError? {
@@ -87,7 +88,8 @@ struct ARMClientTests {
         #expect(client.counters.tokenRenewals == 2)
     }
 
-    @Test("managed identity tokens come from the identity endpoint, system or user-assigned",
+    @Test(
+        "managed identity tokens come from the identity endpoint, system or user-assigned",
         arguments: [
             nil, "ua-client",
             "/subscriptions/sub-1/resourceGroups/ids/providers/"
@@ -110,7 +112,9 @@ struct ARMClientTests {
     func unknownManagedIdentity() async throws {
         let fake = try FakeAzure()
         let client = fake.client(
-            try fake.configuration(["useManagedIdentityExtension": true, "userAssignedIdentityID": "nobody"]))
+            try fake.configuration([
+                "useManagedIdentityExtension": true, "userAssignedIdentityID": "nobody",
+            ]))
         let error = await cloudError { try await client.listScaleSets(FakeAzure.group) }
         #expect(error.map { if case .fault = $0 { true } else { false } } == true)
         #expect(try await fake.count("list_vmss") == 0)
@@ -121,13 +125,16 @@ struct ARMClientTests {
         let fake = try FakeAzure()
         let file = fake.directory.appendingPathComponent("federated-token")
         try "assertion-one\n".write(to: file, atomically: true, encoding: .utf8)
-        let client = fake.client(try fake.configuration([
-            "aadClientId": "wi-client", "useFederatedWorkloadIdentityExtension": true,
-            "aadFederatedTokenFile": file.path,
-        ]))
+        let client = fake.client(
+            try fake.configuration([
+                "aadClientId": "wi-client", "useFederatedWorkloadIdentityExtension": true,
+                "aadFederatedTokenFile": file.path,
+            ]))
         _ = try await client.listScaleSets(FakeAzure.group)
         var credentials = try #require(FakeAzure.inventory["credentials"] as? [String: Any])
-        credentials["workloadIdentities"] = [["clientId": "wi-client", "assertions": ["assertion-two"]]]
+        credentials["workloadIdentities"] = [
+            ["clientId": "wi-client", "assertions": ["assertion-two"]]
+        ]
         try await fake.control("POST", "/_fake/config", ["credentials": credentials])
         try "assertion-two".write(to: file, atomically: true, encoding: .utf8)
         try await fake.control("POST", "/_fake/tokens/expire")
@@ -140,41 +147,50 @@ struct ARMClientTests {
     func wrongSecret() async throws {
         let fake = try FakeAzure()
         let wrong = "wrong-secret-value-42"
-        let configuration = try fake.configuration(["aadClientId": "client-1", "aadClientSecret": wrong])
+        let configuration = try fake.configuration([
+            "aadClientId": "client-1", "aadClientSecret": wrong,
+        ])
         let client = fake.client(configuration)
         let error = await cloudError { try await client.listScaleSets(FakeAzure.group) }
-        let text = "\(String(describing: error)) \(configuration) \(configuration.credential)"
+        let text =
+            "\(String(describing: error)) \(configuration) \(configuration.credential)"
             + String(reflecting: configuration)
         #expect(text.contains("invalid_client"))
         #expect(!text.contains(wrong))
         #expect(!text.contains(FakeAzure.secret))
     }
 
-    @Test("each ARM answer is sorted into the right CloudError", arguments: [
-        (#"{"status": 404, "code": "ResourceNotFound"}"#, "gone"),
-        (#"{"status": 404, "code": "ParentResourceNotFound"}"#, "gone"),
-        (#"{"status": 404, "code": "ResourceGroupNotFound"}"#, "gone"),
-        (#"{"status": 404, "code": "NotFound"}"#, "gone"),
-        (#"{"status": 404, "code": "SubscriptionNotFound"}"#, "fault"),
-        (#"{"status": 404, "code": "SomethingElse"}"#, "fault"),
-        (#"{"status": 403, "code": "AuthorizationFailed"}"#, "fault"),
-        (#"{"status": 400, "code": "BadRequest"}"#, "fault"),
-        (#"{"status": 429, "retryAfter": 7}"#, "throttled"),
-        (#"{"status": 500, "count": 10}"#, "transient"),
-        (#"{"status": 503, "count": 10}"#, "transient"),
-        (#"{"status": 408, "count": 10}"#, "transient"),
-        (#"{"kind": "reset", "count": 10}"#, "transient"),
-        (#"{"kind": "broken"}"#, "fault"),
-        (#"{"kind": "body", "body": "<html>proxy</html>"}"#, "fault"),
-        (#"{"kind": "body", "body": "{\"value\":[],\"nextLink\":\"http://127.0.0.2:1/x\"}"}"#,
-            "fault"),
-        (#"{"kind": "body", "status": 404, "body": "<html>not found</html>"}"#, "fault"),
-    ])
+    @Test(
+        "each ARM answer is sorted into the right CloudError",
+        arguments: [
+            (#"{"status": 404, "code": "ResourceNotFound"}"#, "gone"),
+            (#"{"status": 404, "code": "ParentResourceNotFound"}"#, "gone"),
+            (#"{"status": 404, "code": "ResourceGroupNotFound"}"#, "gone"),
+            (#"{"status": 404, "code": "NotFound"}"#, "gone"),
+            (#"{"status": 404, "code": "SubscriptionNotFound"}"#, "fault"),
+            (#"{"status": 404, "code": "SomethingElse"}"#, "fault"),
+            (#"{"status": 403, "code": "AuthorizationFailed"}"#, "fault"),
+            (#"{"status": 400, "code": "BadRequest"}"#, "fault"),
+            (#"{"status": 429, "retryAfter": 7}"#, "throttled"),
+            (#"{"status": 500, "count": 10}"#, "transient"),
+            (#"{"status": 503, "count": 10}"#, "transient"),
+            (#"{"status": 408, "count": 10}"#, "transient"),
+            (#"{"kind": "reset", "count": 10}"#, "transient"),
+            (#"{"kind": "broken"}"#, "fault"),
+            (#"{"kind": "body", "body": "<html>proxy</html>"}"#, "fault"),
+            (
+                #"{"kind": "body", "body": "{\"value\":[],\"nextLink\":\"http://127.0.0.2:1/x\"}"}"#,
+                "fault"
+            ),
+            (#"{"kind": "body", "status": 404, "body": "<html>not found</html>"}"#, "fault"),
+        ])
     func classification(fault: String, expected: String) async throws {
         let fake = try FakeAzure()
         let client = fake.client(try fake.configuration(retries: 1))
         try await fake.inject(json: fault, operation: "list_vmss_vms")
-        let error = await cloudError { try await client.listScaleSetVirtualMachines(FakeAzure.pool) }
+        let error = await cloudError {
+            try await client.listScaleSetVirtualMachines(FakeAzure.pool)
+        }
         let kind: String
         switch error {
         case .gone?: kind = "gone"
@@ -201,13 +217,17 @@ struct ARMClientTests {
         let fake = try FakeAzure()
         let client = fake.client(try fake.configuration())
         let other = ScaleSetRef(resourceGroup: FakeAzure.group, name: "absent")
-        #expect(await cloudError { try await client.listScaleSetVirtualMachines(other) }
-            == .gone(code: "ParentResourceNotFound"))
+        #expect(
+            await cloudError { try await client.listScaleSetVirtualMachines(other) }
+                == .gone(code: "ParentResourceNotFound"))
         let vm = VirtualMachineRef(resourceGroup: FakeAzure.group, name: "absent")
-        #expect(await cloudError { try await client.getVirtualMachine(vm) } == .gone(code: "ResourceNotFound"))
+        #expect(
+            await cloudError { try await client.getVirtualMachine(vm) }
+                == .gone(code: "ResourceNotFound"))
         let group = ResourceGroupRef(subscriptionID: "sub-1", name: "absent")
-        #expect(await cloudError { try await client.listScaleSets(group) }
-            == .gone(code: "ResourceGroupNotFound"))
+        #expect(
+            await cloudError { try await client.listScaleSets(group) }
+                == .gone(code: "ResourceGroupNotFound"))
         let subscription = ResourceGroupRef(subscriptionID: "sub-9", name: "rg-1")
         let error = await cloudError { try await client.listScaleSets(subscription) }
         #expect(error.map { if case .fault = $0 { true } else { false } } == true)
@@ -237,14 +257,18 @@ struct ARMClientTests {
         let fake = try FakeAzure()
         let client = fake.client(try fake.configuration())
         try await fake.inject(["operation": "*", "status": 429, "retryAfter": 1, "count": 1000])
-        let first = await cloudError { try await client.listScaleSetVirtualMachines(FakeAzure.pool) }
+        let first = await cloudError {
+            try await client.listScaleSetVirtualMachines(FakeAzure.pool)
+        }
         guard case .throttled(let until)? = first else {
             Issue.record("expected throttled, got \(String(describing: first))")
             return
         }
         await withTaskGroup(of: CloudError?.self) { group in
             for _ in 0..<40 {
-                group.addTask { await cloudError { try await client.listScaleSets(FakeAzure.group) } }
+                group.addTask {
+                    await cloudError { try await client.listScaleSets(FakeAzure.group) }
+                }
             }
             for await error in group { #expect(error == .throttled(until: until)) }
         }
@@ -266,7 +290,11 @@ struct ARMClientTests {
         let client = fake.client(try fake.configuration())
         try await fake.inject(["operation": "get_vm", "status": 429, "retryAfter": "date:20"])
         let vm = VirtualMachineRef(resourceGroup: FakeAzure.group, name: "solo")
-        guard case .throttled(let until)? = await cloudError({ try await client.getVirtualMachine(vm) }) else {
+        guard
+            case .throttled(let until)? = await cloudError({
+                try await client.getVirtualMachine(vm)
+            })
+        else {
             Issue.record("expected throttled")
             return
         }
@@ -284,9 +312,12 @@ struct ARMClientTests {
         let nic = try #require(solo.primaryNetworkInterfaceID)
         #expect(try await client.privateIPAddresses(ofNetworkInterface: nic) == ["10.1.0.4"])
         let missing = ScaleSetInstanceRef(scaleSet: FakeAzure.pool, instanceID: "99")
-        #expect(await cloudError { try await client.privateIPAddresses(of: missing) }
-            == .gone(code: "ResourceNotFound"))
-        let bad = await cloudError { try await client.privateIPAddresses(ofNetworkInterface: "../../etc") }
+        #expect(
+            await cloudError { try await client.privateIPAddresses(of: missing) }
+                == .gone(code: "ResourceNotFound"))
+        let bad = await cloudError {
+            try await client.privateIPAddresses(ofNetworkInterface: "../../etc")
+        }
         #expect(bad.map { if case .fault = $0 { true } else { false } } == true)
     }
 
@@ -294,7 +325,8 @@ struct ARMClientTests {
     func scaleSetDeletion() async throws {
         let fake = try FakeAzure(pageSize: 100)
         let client = fake.client(try fake.configuration())
-        try await fake.control("DELETE", "/_fake/scalesets",
+        try await fake.control(
+            "DELETE", "/_fake/scalesets",
             ["subscription": "sub-1", "resourceGroup": "rg-1", "scaleSet": "pool", "delay": 0.4])
         let deleting = try await client.listScaleSetVirtualMachines(FakeAzure.pool)
         #expect(deleting.count == 25)
@@ -302,7 +334,8 @@ struct ARMClientTests {
         try await Task.sleep(for: .milliseconds(450))
         #expect(try await client.listScaleSetVirtualMachines(FakeAzure.pool).isEmpty)
         try await Task.sleep(for: .milliseconds(450))
-        #expect(await cloudError { try await client.listScaleSetVirtualMachines(FakeAzure.pool) }
-            == .gone(code: "ParentResourceNotFound"))
+        #expect(
+            await cloudError { try await client.listScaleSetVirtualMachines(FakeAzure.pool) }
+                == .gone(code: "ParentResourceNotFound"))
     }
 }

@@ -1,8 +1,9 @@
-@testable import AzureARM
 import AzureModel
 import Foundation
 import Synchronization
 import Testing
+
+@testable import AzureARM
 
 @Suite("Cloud configuration")
 struct ConfigurationTests {
@@ -14,16 +15,21 @@ struct ConfigurationTests {
          "cloudProviderBackoffRetries":2,"someFieldNobodyKnows":{"x":[1]}}
         """#
 
-    func parse(_ text: String, _ overrides: ConfigurationOverrides = ConfigurationOverrides(),
-        environment: [String: String] = [:]) throws(ConfigurationError) -> CloudConfiguration {
-        try CloudConfiguration.parse(Data(text.utf8), overrides: overrides, environment: environment)
+    func parse(
+        _ text: String, _ overrides: ConfigurationOverrides = ConfigurationOverrides(),
+        environment: [String: String] = [:]
+    ) throws(ConfigurationError) -> CloudConfiguration {
+        try CloudConfiguration.parse(
+            Data(text.utf8), overrides: overrides, environment: environment)
     }
 
     @Test("a client secret file reads every field and ignores unknown ones")
     func fullFile() throws {
         let configuration = try parse(Self.secretFile)
         #expect(configuration.credential == .clientSecret(clientID: "c", secret: "very-secret"))
-        #expect(configuration.endpoints.resourceManager.absoluteString == "https://management.azure.com")
+        #expect(
+            configuration.endpoints.resourceManager.absoluteString == "https://management.azure.com"
+        )
         #expect(configuration.subscriptionID == "s")
         #expect(configuration.resourceGroup == "rg")
         #expect(configuration.scaleSetCacheTTL == 300)
@@ -32,8 +38,9 @@ struct ConfigurationTests {
         #expect(configuration.rateLimitBucket == 20)
         #expect(configuration.backoffRetries == 2)
         #expect(configuration.requestTimeout == 10)
-        #expect(configuration.managedIdentityEndpoint.absoluteString
-            == CloudConfiguration.defaultManagedIdentityEndpoint)
+        #expect(
+            configuration.managedIdentityEndpoint.absoluteString
+                == CloudConfiguration.defaultManagedIdentityEndpoint)
         #expect(!"\(configuration)".contains("very-secret"))
         #expect(!String(reflecting: configuration).contains("very-secret"))
     }
@@ -44,7 +51,8 @@ struct ConfigurationTests {
         overrides.subscriptionID = "flag-sub"
         overrides.resourceManagerEndpoint = "http://127.0.0.1:9/"
         overrides.rateLimitQPS = 1
-        let configuration = try parse(Self.secretFile, overrides,
+        let configuration = try parse(
+            Self.secretFile, overrides,
             environment: ["VMSSD_IMDS_ENDPOINT": "http://[::1]:8080"])
         #expect(configuration.subscriptionID == "flag-sub")
         #expect(configuration.endpoints.resourceManager.absoluteString == "http://127.0.0.1:9")
@@ -52,14 +60,25 @@ struct ConfigurationTests {
         #expect(configuration.rateLimitQPS == 1)
     }
 
-    @Test("each named cloud has its own ARM, Entra ID and audience", arguments: [
-        ("AzureChinaCloud", "https://management.chinacloudapi.cn", "https://login.chinacloudapi.cn"),
-        ("AzureUSGovernmentCloud", "https://management.usgovcloudapi.net",
-            "https://login.microsoftonline.us"),
-        ("azurepubliccloud", "https://management.azure.com", "https://login.microsoftonline.com"),
-    ])
+    @Test(
+        "each named cloud has its own ARM, Entra ID and audience",
+        arguments: [
+            (
+                "AzureChinaCloud", "https://management.chinacloudapi.cn",
+                "https://login.chinacloudapi.cn"
+            ),
+            (
+                "AzureUSGovernmentCloud", "https://management.usgovcloudapi.net",
+                "https://login.microsoftonline.us"
+            ),
+            (
+                "azurepubliccloud", "https://management.azure.com",
+                "https://login.microsoftonline.com"
+            ),
+        ])
     func clouds(name: String, arm: String, aad: String) throws {
-        let configuration = try parse(#"{"cloud":"\#(name)","subscriptionId":"s","useManagedIdentityExtension":true}"#)
+        let configuration = try parse(
+            #"{"cloud":"\#(name)","subscriptionId":"s","useManagedIdentityExtension":true}"#)
         #expect(configuration.endpoints.resourceManager.absoluteString == arm)
         #expect(configuration.endpoints.activeDirectory.absoluteString == aad)
         #expect(configuration.endpoints.tokenAudience == arm + "/")
@@ -68,43 +87,68 @@ struct ConfigurationTests {
 
     @Test("Azure Stack reads its endpoints from the environment file")
     func azureStack() throws {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("stack-\(UUID()).json")
-        try #"{"name":"x","resourceManagerEndpoint":"https://management.local.azurestack.external/","activeDirectoryEndpoint":"https://adfs.local.azurestack.external/adfs/","tokenAudience":"https://management.adfs.azurestack.local/abc"}"#
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "stack-\(UUID()).json")
+        try
+            #"{"name":"x","resourceManagerEndpoint":"https://management.local.azurestack.external/","activeDirectoryEndpoint":"https://adfs.local.azurestack.external/adfs/","tokenAudience":"https://management.adfs.azurestack.local/abc"}"#
             .write(to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
         let configuration = try parse(
             #"{"cloud":"AzureStackCloud","subscriptionId":"s","useManagedIdentityExtension":true,"userAssignedIdentityID":"/subscriptions/s/x"}"#,
             environment: ["AZURE_ENVIRONMENT_FILEPATH": file.path])
-        #expect(configuration.endpoints.resourceManager.host == "management.local.azurestack.external")
-        #expect(configuration.endpoints.tokenAudience == "https://management.adfs.azurestack.local/abc")
-        #expect(configuration.credential == .managedIdentity(identity: .resourceID("/subscriptions/s/x")))
+        #expect(
+            configuration.endpoints.resourceManager.host == "management.local.azurestack.external")
+        #expect(
+            configuration.endpoints.tokenAudience == "https://management.adfs.azurestack.local/abc")
+        #expect(
+            configuration.credential
+                == .managedIdentity(identity: .resourceID("/subscriptions/s/x")))
     }
 
-    @Test("missing or contradictory settings name the field at fault", arguments: [
-        (#"{"aadClientId":"c","aadClientSecret":"x","tenantId":"t"}"#, "subscriptionId"),
-        (#"{"subscriptionId":"s"}"#, "aadClientSecret"),
-        (#"{"subscriptionId":"s","aadClientSecret":"x","tenantId":"t"}"#, "aadClientId"),
-        (#"{"subscriptionId":"s","aadClientId":"c","tenantId":"t"}"#, "aadClientSecret"),
-        (#"{"subscriptionId":"s","aadClientId":"c","aadClientSecret":"x"}"#, "tenantId"),
-        (#"{"subscriptionId":"s","aadClientSecret":"x","useManagedIdentityExtension":true}"#,
-            "aadClientSecret"),
-        (#"{"subscriptionId":"s","useManagedIdentityExtension":true,"useFederatedWorkloadIdentityExtension":true}"#,
-            "useFederatedWorkloadIdentityExtension"),
-        (#"{"subscriptionId":"s","tenantId":"t","aadClientId":"c","useFederatedWorkloadIdentityExtension":true}"#,
-            "aadFederatedTokenFile"),
-        (#"{"subscriptionId":"s","useManagedIdentityExtension":"yes"}"#, "useManagedIdentityExtension"),
-        (#"{"subscriptionId":7,"useManagedIdentityExtension":true}"#, "subscriptionId"),
-        (#"{"cloud":"Mars","subscriptionId":"s","useManagedIdentityExtension":true}"#, "cloud"),
-        (#"{"cloud":"AzureStackCloud","subscriptionId":"s","useManagedIdentityExtension":true}"#,
-            "AZURE_ENVIRONMENT_FILEPATH"),
-        (#"{"subscriptionId":"s","useManagedIdentityExtension":true,"cloudProviderRateLimitQPS":0}"#,
-            "cloudProviderRateLimitQPS"),
-        (#"{"subscriptionId":"s","useManagedIdentityExtension":true,"cloudProviderRateLimitBucket":0.5}"#,
-            "cloudProviderRateLimitBucket"),
-        (#"{"subscriptionId":"s","useManagedIdentityExtension":true,"cloudProviderBackoffRetries":-1}"#,
-            "cloudProviderBackoffRetries"),
-        ("not json", "cloud config file"),
-    ])
+    @Test(
+        "missing or contradictory settings name the field at fault",
+        arguments: [
+            (#"{"aadClientId":"c","aadClientSecret":"x","tenantId":"t"}"#, "subscriptionId"),
+            (#"{"subscriptionId":"s"}"#, "aadClientSecret"),
+            (#"{"subscriptionId":"s","aadClientSecret":"x","tenantId":"t"}"#, "aadClientId"),
+            (#"{"subscriptionId":"s","aadClientId":"c","tenantId":"t"}"#, "aadClientSecret"),
+            (#"{"subscriptionId":"s","aadClientId":"c","aadClientSecret":"x"}"#, "tenantId"),
+            (
+                #"{"subscriptionId":"s","aadClientSecret":"x","useManagedIdentityExtension":true}"#,
+                "aadClientSecret"
+            ),
+            (
+                #"{"subscriptionId":"s","useManagedIdentityExtension":true,"useFederatedWorkloadIdentityExtension":true}"#,
+                "useFederatedWorkloadIdentityExtension"
+            ),
+            (
+                #"{"subscriptionId":"s","tenantId":"t","aadClientId":"c","useFederatedWorkloadIdentityExtension":true}"#,
+                "aadFederatedTokenFile"
+            ),
+            (
+                #"{"subscriptionId":"s","useManagedIdentityExtension":"yes"}"#,
+                "useManagedIdentityExtension"
+            ),
+            (#"{"subscriptionId":7,"useManagedIdentityExtension":true}"#, "subscriptionId"),
+            (#"{"cloud":"Mars","subscriptionId":"s","useManagedIdentityExtension":true}"#, "cloud"),
+            (
+                #"{"cloud":"AzureStackCloud","subscriptionId":"s","useManagedIdentityExtension":true}"#,
+                "AZURE_ENVIRONMENT_FILEPATH"
+            ),
+            (
+                #"{"subscriptionId":"s","useManagedIdentityExtension":true,"cloudProviderRateLimitQPS":0}"#,
+                "cloudProviderRateLimitQPS"
+            ),
+            (
+                #"{"subscriptionId":"s","useManagedIdentityExtension":true,"cloudProviderRateLimitBucket":0.5}"#,
+                "cloudProviderRateLimitBucket"
+            ),
+            (
+                #"{"subscriptionId":"s","useManagedIdentityExtension":true,"cloudProviderBackoffRetries":-1}"#,
+                "cloudProviderBackoffRetries"
+            ),
+            ("not json", "cloud config file"),
+        ])
     func errors(text: String, field: String) {
         do {
             _ = try parse(text)
@@ -116,7 +160,8 @@ struct ConfigurationTests {
         }
     }
 
-    @Test("plain http is refused for hosts that are not loopback, before anything is sent",
+    @Test(
+        "plain http is refused for hosts that are not loopback, before anything is sent",
         arguments: [
             ("http://10.0.0.1", "resourceManagerEndpoint", false),
             ("http://management.azure.com", "resourceManagerEndpoint", false),
@@ -146,7 +191,8 @@ struct ConfigurationTests {
 
 @Suite("Retry-After, classification and the throttle gate")
 struct ThrottlingTests {
-    @Test("Retry-After reads seconds and HTTP dates, and defaults when absent or unreadable",
+    @Test(
+        "Retry-After reads seconds and HTTP dates, and defaults when absent or unreadable",
         arguments: [
             ("5", 5.0), ("0", 1.0), (nil, 30.0), ("", 30.0), ("soon", 30.0), ("999999", 3600.0),
             ("Thu, 01 Jan 1970 00:01:40 GMT", 40.0), ("Thu, 01 Jan 1970 00:00:10 GMT", 1.0),
@@ -155,25 +201,31 @@ struct ThrottlingTests {
         #expect(RetryAfter.seconds(header, now: 60) == seconds)
     }
 
-    @Test("each status and code maps to one CloudError", arguments: [
-        (404, "ResourceNotFound", "gone"), (404, "ParentResourceNotFound", "gone"),
-        (404, "ResourceGroupNotFound", "gone"), (404, "NotFound", "gone"),
-        (404, "resourcenotfound", "gone"), (404, "SubscriptionNotFound", "fault"),
-        (404, "InvalidResourceType", "fault"), (404, nil, "fault"), (401, "InvalidAuthenticationToken", "fault"),
-        (403, "AuthorizationFailed", "fault"), (400, "InvalidApiVersionParameter", "fault"),
-        (409, nil, "fault"), (429, nil, "throttled"), (408, nil, "transient"), (500, nil, "transient"),
-        (502, nil, "transient"), (503, "ServiceUnavailable", "transient"), (504, nil, "transient"),
-        (200, nil, "none"), (204, nil, "none"),
-    ] as [(Int, String?, String)])
+    @Test(
+        "each status and code maps to one CloudError",
+        arguments: [
+            (404, "ResourceNotFound", "gone"), (404, "ParentResourceNotFound", "gone"),
+            (404, "ResourceGroupNotFound", "gone"), (404, "NotFound", "gone"),
+            (404, "resourcenotfound", "gone"), (404, "SubscriptionNotFound", "fault"),
+            (404, "InvalidResourceType", "fault"), (404, nil, "fault"),
+            (401, "InvalidAuthenticationToken", "fault"),
+            (403, "AuthorizationFailed", "fault"), (400, "InvalidApiVersionParameter", "fault"),
+            (409, nil, "fault"), (429, nil, "throttled"), (408, nil, "transient"),
+            (500, nil, "transient"),
+            (502, nil, "transient"), (503, "ServiceUnavailable", "transient"),
+            (504, nil, "transient"),
+            (200, nil, "none"), (204, nil, "none"),
+        ] as [(Int, String?, String)])
     func classify(status: Int, code: String?, expected: String) {
         let error = ARMClassifier.classify(status: status, code: code, now: 100)
-        let kind: String = switch error {
-        case .gone?: "gone"
-        case .throttled(let until)?: until == 130 ? "throttled" : "throttled at \(until)"
-        case .transient?: "transient"
-        case .fault?: "fault"
-        case nil: "none"
-        }
+        let kind: String =
+            switch error {
+            case .gone?: "gone"
+            case .throttled(let until)?: until == 130 ? "throttled" : "throttled at \(until)"
+            case .transient?: "transient"
+            case .fault?: "fault"
+            case nil: "none"
+            }
         #expect(kind == expected)
     }
 
@@ -181,7 +233,8 @@ struct ThrottlingTests {
     final class ManualClock: Sendable {
         let time = Mutex(1000.0)
         var clock: ARMClock {
-            ARMClock(now: { self.time.withLock { $0 } }, sleep: { seconds in self.advance(seconds) })
+            ARMClock(
+                now: { self.time.withLock { $0 } }, sleep: { seconds in self.advance(seconds) })
         }
         func advance(_ seconds: Double) { time.withLock { $0 += seconds } }
     }

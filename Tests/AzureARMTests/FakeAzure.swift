@@ -1,7 +1,8 @@
-@testable import AzureARM
 import AzureModel
 import Foundation
 import Testing
+
+@testable import AzureARM
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -20,35 +21,39 @@ final class FakeAzure: @unchecked Sendable {
 
     static var inventory: [String: Any] {
         [
-        "tokenLifetimeSeconds": 3600,
-        "credentials": [
-            "tenantId": "tenant-1",
-            "clientSecrets": [["clientId": "client-1", "clientSecret": secret]],
-            "workloadIdentities": [["clientId": "wi-client", "assertions": ["assertion-one"]]],
-            "managedIdentity": [
-                "systemAssigned": true,
-                "userAssigned": [[
-                    "clientId": "ua-client",
-                    "resourceId": "/subscriptions/sub-1/resourceGroups/ids/providers/"
-                        + "Microsoft.ManagedIdentity/userAssignedIdentities/ua",
-                ]],
+            "tokenLifetimeSeconds": 3600,
+            "credentials": [
+                "tenantId": "tenant-1",
+                "clientSecrets": [["clientId": "client-1", "clientSecret": secret]],
+                "workloadIdentities": [["clientId": "wi-client", "assertions": ["assertion-one"]]],
+                "managedIdentity": [
+                    "systemAssigned": true,
+                    "userAssigned": [
+                        [
+                            "clientId": "ua-client",
+                            "resourceId": "/subscriptions/sub-1/resourceGroups/ids/providers/"
+                                + "Microsoft.ManagedIdentity/userAssignedIdentities/ua",
+                        ]
+                    ],
+                ],
             ],
-        ],
-        "subscriptions": [
-            "sub-1": [
-                "resourceGroups": [
-                    "rg-1": [
-                        "location": "westeurope",
-                        "scaleSets": [
-                            ["name": "pool", "computerNamePrefix": "pool", "capacity": 25,
-                                "zones": ["1", "2", "3"]],
-                            ["name": "Flex", "orchestrationMode": "Flexible", "capacity": 0],
-                        ],
-                        "virtualMachines": [["name": "solo", "privateIp": "10.1.0.4"]],
+            "subscriptions": [
+                "sub-1": [
+                    "resourceGroups": [
+                        "rg-1": [
+                            "location": "westeurope",
+                            "scaleSets": [
+                                [
+                                    "name": "pool", "computerNamePrefix": "pool", "capacity": 25,
+                                    "zones": ["1", "2", "3"],
+                                ],
+                                ["name": "Flex", "orchestrationMode": "Flexible", "capacity": 0],
+                            ],
+                            "virtualMachines": [["name": "solo", "privateIp": "10.1.0.4"]],
+                        ]
                     ]
                 ]
-            ]
-        ],
+            ],
         ]
     }
 
@@ -99,7 +104,9 @@ final class FakeAzure: @unchecked Sendable {
 
     /// Sends a control call and returns the decoded JSON answer.
     @discardableResult
-    func control(_ method: String, _ path: String, _ body: [String: Any] = [:]) async throws -> [String: Any] {
+    func control(
+        _ method: String, _ path: String, _ body: [String: Any] = [:]
+    ) async throws -> [String: Any] {
         var request = URLRequest(url: URL(string: base + path)!)
         request.httpMethod = method
         if !body.isEmpty {
@@ -134,7 +141,8 @@ final class FakeAzure: @unchecked Sendable {
         retries: Int = 3, timeout: Double = 5
     ) throws -> CloudConfiguration {
         var file: [String: Any] = [
-            "cloud": "AzurePublicCloud", "tenantId": "tenant-1", "subscriptionId": Self.subscription,
+            "cloud": "AzurePublicCloud", "tenantId": "tenant-1",
+            "subscriptionId": Self.subscription,
             "resourceGroup": "rg-1", "cloudProviderBackoffRetries": retries,
         ]
         file.merge(credentialFields) { $1 }
