@@ -89,12 +89,19 @@ struct ConfigurationTests {
     func azureStack() throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent(
             "stack-\(UUID()).json")
-        try
-            #"{"name":"x","resourceManagerEndpoint":"https://management.local.azurestack.external/","activeDirectoryEndpoint":"https://adfs.local.azurestack.external/adfs/","tokenAudience":"https://management.adfs.azurestack.local/abc"}"#
-            .write(to: file, atomically: true, encoding: .utf8)
+        let environmentFile = #"""
+            {"name": "x",
+             "resourceManagerEndpoint": "https://management.local.azurestack.external/",
+             "activeDirectoryEndpoint": "https://adfs.local.azurestack.external/adfs/",
+             "tokenAudience": "https://management.adfs.azurestack.local/abc"}
+            """#
+        try environmentFile.write(to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
         let configuration = try parse(
-            #"{"cloud":"AzureStackCloud","subscriptionId":"s","useManagedIdentityExtension":true,"userAssignedIdentityID":"/subscriptions/s/x"}"#,
+            #"""
+            {"cloud": "AzureStackCloud", "subscriptionId": "s", "useManagedIdentityExtension": true,
+             "userAssignedIdentityID": "/subscriptions/s/x"}
+            """#,
             environment: ["AZURE_ENVIRONMENT_FILEPATH": file.path])
         #expect(
             configuration.endpoints.resourceManager.host == "management.local.azurestack.external")
