@@ -9,6 +9,7 @@ import argparse
 import email.utils
 import json
 import secrets
+import signal
 import socket
 import struct
 import sys
@@ -298,8 +299,10 @@ class Handler(BaseHTTPRequestHandler):
             for candidate in self.state.faults:
                 # "match": a fault only for requests whose path holds this text (any casing).
                 match = str(candidate.get("match", "")).lower()
-                if candidate["operation"] in (operation, "*", "token" if operation.startswith("token") else "") \
-                        and candidate["count"] > 0 and match in self.path.lower():
+                wanted = candidate["operation"]
+                matches = wanted == operation or (
+                    wanted == "token" if operation.startswith("token") else wanted == "*")
+                if matches and candidate["count"] > 0 and match in self.path.lower():
                     candidate["count"] -= 1
                     spec = dict(candidate)
                     break
@@ -591,6 +594,9 @@ class Server(ThreadingHTTPServer):
 
 
 def main():
+    # A parent may start us with signals blocked (Foundation's Process does); stopping must work.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--inventory", required=True)

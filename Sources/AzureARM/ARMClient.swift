@@ -41,7 +41,9 @@ public final class ARMClient: InstanceBackend, Sendable {
     private let options: Options
 
     /// Builds a client; nothing is sent until the first read.
-    public init(configuration: CloudConfiguration, clock: ARMClock = .system, options: Options = Options()) {
+    public init(
+        configuration: CloudConfiguration, clock: ARMClock = .system, options: Options = Options()
+    ) {
         self.configuration = configuration
         self.clock = clock
         self.options = options
@@ -54,7 +56,8 @@ public final class ARMClient: InstanceBackend, Sendable {
         counters = ARMCounters()
         gate = ThrottleGate(
             qps: configuration.rateLimitQPS, burst: configuration.rateLimitBucket, clock: clock)
-        tokens = TokenSource(configuration: configuration, session: session, counters: counters, clock: clock)
+        tokens = TokenSource(
+            configuration: configuration, session: session, counters: counters, clock: clock)
     }
 
     deinit {
@@ -79,12 +82,16 @@ public final class ARMClient: InstanceBackend, Sendable {
 
     // MARK: - InstanceBackend
 
-    public func listScaleSetVirtualMachines(_ scaleSet: ScaleSetRef) async throws(CloudError) -> [VirtualMachine] {
+    public func listScaleSetVirtualMachines(
+        _ scaleSet: ScaleSetRef
+    ) async throws(CloudError) -> [VirtualMachine] {
         let path = scaleSetPath(scaleSet) + "/virtualMachines"
         let query = "$expand=instanceView&api-version=\(APIVersion.compute)"
         var vms: [VirtualMachine] = []
-        try await list(.listScaleSetVMs, subscription: scaleSet.resourceGroup.subscriptionID,
-            path: path, query: query) { bytes throws(ARMDecodingError) in
+        try await list(
+            .listScaleSetVMs, subscription: scaleSet.resourceGroup.subscriptionID,
+            path: path, query: query
+        ) { bytes throws(ARMDecodingError) in
             let page = try ARMDecoder.decodeVirtualMachinePage(bytes, scaleSetInstances: true)
             vms.append(contentsOf: page.vms)
             return page.nextLink
@@ -92,21 +99,29 @@ public final class ARMClient: InstanceBackend, Sendable {
         return vms
     }
 
-    public func getVirtualMachine(_ vm: VirtualMachineRef) async throws(CloudError) -> VirtualMachine {
-        let path = groupPath(vm.resourceGroup) + "/providers/Microsoft.Compute/virtualMachines/"
+    public func getVirtualMachine(
+        _ vm: VirtualMachineRef
+    ) async throws(CloudError) -> VirtualMachine {
+        let path =
+            groupPath(vm.resourceGroup) + "/providers/Microsoft.Compute/virtualMachines/"
             + segment(vm.name)
-        let url = try url(path: path, query: "$expand=instanceView&api-version=\(APIVersion.compute)")
+        let url = try url(
+            path: path, query: "$expand=instanceView&api-version=\(APIVersion.compute)")
         let bytes = try await send(.getVM, subscription: vm.resourceGroup.subscriptionID, url: url)
         return try decoded(.getVM) { () throws(ARMDecodingError) in
             try ARMDecoder.decodeVirtualMachine(bytes, scaleSetInstance: false)
         }
     }
 
-    public func listScaleSets(_ resourceGroup: ResourceGroupRef) async throws(CloudError) -> [ScaleSetSummary] {
+    public func listScaleSets(
+        _ resourceGroup: ResourceGroupRef
+    ) async throws(CloudError) -> [ScaleSetSummary] {
         let path = groupPath(resourceGroup) + "/providers/Microsoft.Compute/virtualMachineScaleSets"
         var sets: [ScaleSetSummary] = []
-        try await list(.listScaleSets, subscription: resourceGroup.subscriptionID, path: path,
-            query: "api-version=\(APIVersion.compute)") { bytes throws(ARMDecodingError) in
+        try await list(
+            .listScaleSets, subscription: resourceGroup.subscriptionID, path: path,
+            query: "api-version=\(APIVersion.compute)"
+        ) { bytes throws(ARMDecodingError) in
             let page = try ARMDecoder.decodeScaleSetPage(bytes, resourceGroup: resourceGroup)
             sets.append(contentsOf: page.scaleSets)
             return page.nextLink
@@ -114,12 +129,17 @@ public final class ARMClient: InstanceBackend, Sendable {
         return sets
     }
 
-    public func privateIPAddresses(of instance: ScaleSetInstanceRef) async throws(CloudError) -> [String] {
-        let path = scaleSetPath(instance.scaleSet) + "/virtualMachines/" + segment(instance.instanceID)
+    public func privateIPAddresses(
+        of instance: ScaleSetInstanceRef
+    ) async throws(CloudError) -> [String] {
+        let path =
+            scaleSetPath(instance.scaleSet) + "/virtualMachines/" + segment(instance.instanceID)
             + "/networkInterfaces"
         var addresses: [String] = []
-        try await list(.listScaleSetVMNICs, subscription: instance.scaleSet.resourceGroup.subscriptionID,
-            path: path, query: "api-version=\(APIVersion.scaleSetVMNICs)") { bytes throws(ARMDecodingError) in
+        try await list(
+            .listScaleSetVMNICs, subscription: instance.scaleSet.resourceGroup.subscriptionID,
+            path: path, query: "api-version=\(APIVersion.scaleSetVMNICs)"
+        ) { bytes throws(ARMDecodingError) in
             let page = try ARMDecoder.decodeNetworkInterfacePage(bytes)
             addresses.append(contentsOf: page.addresses)
             return page.nextLink
@@ -127,12 +147,16 @@ public final class ARMClient: InstanceBackend, Sendable {
         return addresses
     }
 
-    public func privateIPAddresses(ofNetworkInterface id: String) async throws(CloudError) -> [String] {
+    public func privateIPAddresses(
+        ofNetworkInterface id: String
+    ) async throws(CloudError) -> [String] {
         let parts = id.split(separator: "/", omittingEmptySubsequences: false)
         guard id.hasPrefix("/"), parts.count >= 9, parts[1].lowercased() == "subscriptions",
-            !id.contains("?"), !id.contains("#"), !parts.dropFirst().contains(where: { $0.isEmpty || $0 == ".." })
+            !id.contains("?"), !id.contains("#"),
+            !parts.dropFirst().contains(where: { $0.isEmpty || $0 == ".." })
         else {
-            throw CloudError.fault("network interface ID is not an ARM resource ID: \(id.prefix(200))")
+            throw CloudError.fault(
+                "network interface ID is not an ARM resource ID: \(id.prefix(200))")
         }
         let url = try url(path: id, query: "api-version=\(APIVersion.network)")
         let bytes = try await send(.getNIC, subscription: String(parts[2]).lowercased(), url: url)
@@ -159,7 +183,10 @@ public final class ARMClient: InstanceBackend, Sendable {
     }
 
     private func url(path: String, query: String) throws(CloudError) -> URL {
-        guard let url = URL(string: configuration.endpoints.resourceManager.absoluteString + path + "?" + query) else {
+        guard
+            let url = URL(
+                string: configuration.endpoints.resourceManager.absoluteString + path + "?" + query)
+        else {
             throw CloudError.fault("cannot build an ARM URL for \(path.prefix(200))")
         }
         return url
@@ -191,12 +218,15 @@ public final class ARMClient: InstanceBackend, Sendable {
             }
             let bytes = try await send(operation, subscription: subscription, url: current)
             let link = try decoded(operation) { () throws(ARMDecodingError) in try page(bytes) }
-            next = try link.map { link throws(CloudError) in try checkedNextLink(link, operation: operation) }
+            next = try link.map { link throws(CloudError) in
+                try checkedNextLink(link, operation: operation)
+            }
         }
     }
 
     /// A `nextLink` is followed only to the configured ARM endpoint: the bearer token goes with it.
-    private func checkedNextLink(_ link: String, operation: ARMOperation) throws(CloudError) -> URL {
+    private func checkedNextLink(_ link: String, operation: ARMOperation) throws(CloudError) -> URL
+    {
         let arm = configuration.endpoints.resourceManager
         guard let url = URL(string: link), let host = url.host,
             url.scheme?.lowercased() == arm.scheme?.lowercased(),
@@ -204,8 +234,8 @@ public final class ARMClient: InstanceBackend, Sendable {
             (url.port ?? defaultPort(url)) == (arm.port ?? defaultPort(arm))
         else {
             throw CloudError.fault(
-                "\(operation.rawValue): nextLink does not point at the ARM endpoint \(arm.host ?? ""); "
-                    + "not followed")
+                "\(operation.rawValue): nextLink does not point at the ARM endpoint "
+                    + "\(arm.host ?? ""); not followed")
         }
         return url
     }
@@ -216,7 +246,9 @@ public final class ARMClient: InstanceBackend, Sendable {
 
     /// One logical request: gate, token, send, classify, with one token renewal on 401 and
     /// jittered exponential backoff on transient failures.
-    private func send(_ operation: ARMOperation, subscription: String, url: URL) async throws(CloudError) -> [UInt8] {
+    private func send(
+        _ operation: ARMOperation, subscription: String, url: URL
+    ) async throws(CloudError) -> [UInt8] {
         var renewed = false
         var retries = 0
         var rejected: String?
@@ -246,10 +278,13 @@ public final class ARMClient: InstanceBackend, Sendable {
                 }
                 let bytes = [UInt8](data)
                 let error = ARMDecoder.decodeError(bytes)
-                failure = ARMClassifier.classify(
-                    status: status, code: error?.code, message: error?.message,
-                    retryAfter: http?.value(forHTTPHeaderField: "Retry-After"), now: clock.now(),
-                    operation: operation.rawValue) ?? .fault("\(operation.rawValue): no HTTP status")
+                failure =
+                    ARMClassifier.classify(
+                        status: status, code: error?.code, message: error?.message,
+                        retryAfter: http?.value(forHTTPHeaderField: "Retry-After"),
+                        now: clock.now(),
+                        operation: operation.rawValue)
+                    ?? .fault("\(operation.rawValue): no HTTP status")
                 counters.record(operation, ARMOutcome(failure))
                 if status == 401 && !renewed {
                     renewed = true
@@ -257,7 +292,8 @@ public final class ARMClient: InstanceBackend, Sendable {
                     continue
                 }
             } catch {
-                failure = ARMClassifier.classify(transportError: error, operation: operation.rawValue)
+                failure = ARMClassifier.classify(
+                    transportError: error, operation: operation.rawValue)
                 counters.record(operation, ARMOutcome(failure))
             }
             switch failure {
@@ -278,7 +314,8 @@ public final class ARMClient: InstanceBackend, Sendable {
 /// Refuses redirects: a bearer token must not follow one to another host.
 private final class NoRedirects: NSObject, URLSessionTaskDelegate, Sendable {
     func urlSession(
-        _ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+        _ session: URLSession, task: URLSessionTask,
+        willPerformHTTPRedirection response: HTTPURLResponse,
         newRequest request: URLRequest, completionHandler: @escaping @Sendable (URLRequest?) -> Void
     ) {
         completionHandler(nil)

@@ -15,7 +15,8 @@ public enum ARMDecoder {
     ) throws(ARMDecodingError) -> (vms: [VirtualMachine], nextLink: String?) {
         try withBytes(bytes) { (scanner: inout JSONScanner) throws(ARMDecodingError) in
             var vms: [VirtualMachine] = []
-            let nextLink = try readPage(&scanner) { (scanner: inout JSONScanner) throws(ARMDecodingError) in
+            let nextLink = try readPage(&scanner) {
+                (scanner: inout JSONScanner) throws(ARMDecodingError) in
                 vms.append(try readVirtualMachine(&scanner, scaleSetInstance: scaleSetInstances))
             }
             return (vms, nextLink)
@@ -47,7 +48,8 @@ public enum ARMDecoder {
     ) throws(ARMDecodingError) -> (scaleSets: [ScaleSetSummary], nextLink: String?) {
         try withBytes(bytes) { (scanner: inout JSONScanner) throws(ARMDecodingError) in
             var sets: [ScaleSetSummary] = []
-            let nextLink = try readPage(&scanner) { (scanner: inout JSONScanner) throws(ARMDecodingError) in
+            let nextLink = try readPage(&scanner) {
+                (scanner: inout JSONScanner) throws(ARMDecodingError) in
                 if let summary = try readScaleSet(&scanner, resourceGroup: resourceGroup) {
                     sets.append(summary)
                 }
@@ -63,7 +65,8 @@ public enum ARMDecoder {
     ) throws(ARMDecodingError) -> (addresses: [String], nextLink: String?) {
         try withBytes(bytes) { (scanner: inout JSONScanner) throws(ARMDecodingError) in
             var nics: [(primary: Bool, addresses: [String])] = []
-            let nextLink = try readPage(&scanner) { (scanner: inout JSONScanner) throws(ARMDecodingError) in
+            let nextLink = try readPage(&scanner) {
+                (scanner: inout JSONScanner) throws(ARMDecodingError) in
                 nics.append(try readNetworkInterface(&scanner))
             }
             return (orderedAddresses(nics), nextLink)
@@ -71,7 +74,8 @@ public enum ARMDecoder {
     }
 
     /// Reads one NIC resource into its private IP addresses, primary first.
-    public static func decodeNetworkInterface(_ bytes: [UInt8]) throws(ARMDecodingError) -> [String] {
+    public static func decodeNetworkInterface(_ bytes: [UInt8]) throws(ARMDecodingError) -> [String]
+    {
         try withBytes(bytes) { (scanner: inout JSONScanner) throws(ARMDecodingError) in
             orderedAddresses([try readNetworkInterface(&scanner)])
         }
@@ -208,7 +212,8 @@ public enum ARMDecoder {
         guard try scanner.beginObject() else { return }
         while let key = try scanner.nextKey() {
             if scanner.key(key, is: "provisioningState") {
-                vm.provisioningState = try scanner.stringOrNil().map(ProvisioningState.init(armValue:))
+                vm.provisioningState = try scanner.stringOrNil().map(
+                    ProvisioningState.init(armValue:))
             } else if scanner.key(key, is: "osProfile") {
                 vm.computerName = try readMember(&scanner, "computerName")
             } else if scanner.key(key, is: "hardwareProfile") {
@@ -395,7 +400,8 @@ public enum ARMDecoder {
         return address.map { (primary, $0) }
     }
 
-    private static func orderedAddresses(_ nics: [(primary: Bool, addresses: [String])]) -> [String] {
+    private static func orderedAddresses(_ nics: [(primary: Bool, addresses: [String])]) -> [String]
+    {
         (nics.filter(\.primary) + nics.filter { !$0.primary }).flatMap(\.addresses)
     }
 
@@ -430,7 +436,9 @@ public enum ARMDecoder {
         return value
     }
 
-    private static func readStrings(_ scanner: inout JSONScanner) throws(ARMDecodingError) -> [String] {
+    private static func readStrings(
+        _ scanner: inout JSONScanner
+    ) throws(ARMDecodingError) -> [String] {
         guard try scanner.beginArray() else { return [] }
         var values: [String] = []
         while try scanner.nextElement() {

@@ -9,7 +9,9 @@ public struct ARMClock: Sendable {
     /// Suspends the calling task (never blocks a thread) for the given seconds.
     public var sleep: @Sendable (Double) async -> Void
 
-    public init(now: @escaping @Sendable () -> Double, sleep: @escaping @Sendable (Double) async -> Void) {
+    public init(
+        now: @escaping @Sendable () -> Double, sleep: @escaping @Sendable (Double) async -> Void
+    ) {
         self.now = now
         self.sleep = sleep
     }
@@ -17,7 +19,8 @@ public struct ARMClock: Sendable {
     /// The wall clock and `Task.sleep`.
     public static let system = ARMClock(
         now: { Date().timeIntervalSince1970 },
-        sleep: { seconds in try? await Task.sleep(for: .milliseconds(Int64(max(0, seconds) * 1000))) })
+        sleep: { seconds in try? await Task.sleep(for: .milliseconds(Int64(max(0, seconds) * 1000)))
+        })
 }
 
 /// Reads `Retry-After`.
@@ -36,7 +39,10 @@ public enum RetryAfter {
         if let seconds = Double(header), seconds.isFinite, seconds >= 0 {
             return min(max(seconds, 1), maximumSeconds)
         }
-        for format in ["EEE, dd MMM yyyy HH:mm:ss zzz", "EEEE, dd-MMM-yy HH:mm:ss zzz", "EEE MMM d HH:mm:ss yyyy"] {
+        for format in [
+            "EEE, dd MMM yyyy HH:mm:ss zzz", "EEEE, dd-MMM-yy HH:mm:ss zzz",
+            "EEE MMM d HH:mm:ss yyyy",
+        ] {
             let formatter = DateFormatter()
             formatter.locale = Locale(identifier: "en_US_POSIX")
             formatter.timeZone = TimeZone(identifier: "GMT")
@@ -150,7 +156,8 @@ public final class ThrottleGate: Sendable {
         while true {
             let now = clock.now()
             let decision: Result<Double, CloudError> = state.withLock { all in
-                var entry = all[subscription] ?? Subscription(tokens: Double(burst), refilledAt: now)
+                var entry =
+                    all[subscription] ?? Subscription(tokens: Double(burst), refilledAt: now)
                 defer { all[subscription] = entry }
                 if entry.closedUntil > now { return .failure(.throttled(until: entry.closedUntil)) }
                 entry.tokens = min(Double(burst), entry.tokens + (now - entry.refilledAt) * qps)

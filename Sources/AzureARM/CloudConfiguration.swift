@@ -167,19 +167,24 @@ public struct CloudConfiguration: Sendable {
         }
         try checkScheme(endpoints.resourceManager, field: "resourceManagerEndpoint")
         try checkScheme(endpoints.activeDirectory, field: "activeDirectoryEndpoint")
-        let imdsText = overrides.managedIdentityEndpoint
+        let imdsText =
+            overrides.managedIdentityEndpoint
             ?? environment[managedIdentityEndpointVariable] ?? defaultManagedIdentityEndpoint
         let imds = try endpoint(imdsText, field: "managedIdentityEndpoint", allowLinkLocal: true)
 
         let tenantID = try file.string("tenantId", override: overrides.tenantID) ?? ""
-        let subscriptionID = try file.string("subscriptionId", override: overrides.subscriptionID) ?? ""
+        let subscriptionID =
+            try file.string("subscriptionId", override: overrides.subscriptionID) ?? ""
         guard !subscriptionID.isEmpty else {
             throw ConfigurationError(field: "subscriptionId", "subscriptionId is missing or empty")
         }
         let credential = try credentialKind(file, tenantID: tenantID)
-        let qps = try file.number("cloudProviderRateLimitQPS", override: overrides.rateLimitQPS) ?? 10
-        let bucket = try file.int("cloudProviderRateLimitBucket", override: overrides.rateLimitBucket) ?? 100
-        let retries = try file.int("cloudProviderBackoffRetries", override: overrides.backoffRetries) ?? 3
+        let qps =
+            try file.number("cloudProviderRateLimitQPS", override: overrides.rateLimitQPS) ?? 10
+        let bucket =
+            try file.int("cloudProviderRateLimitBucket", override: overrides.rateLimitBucket) ?? 100
+        let retries =
+            try file.int("cloudProviderBackoffRetries", override: overrides.backoffRetries) ?? 3
         let timeout = overrides.requestTimeout ?? 10
         guard qps > 0, qps.isFinite else {
             throw ConfigurationError(
@@ -187,7 +192,8 @@ public struct CloudConfiguration: Sendable {
         }
         guard bucket >= 1 else {
             throw ConfigurationError(
-                field: "cloudProviderRateLimitBucket", "cloudProviderRateLimitBucket must be at least 1")
+                field: "cloudProviderRateLimitBucket",
+                "cloudProviderRateLimitBucket must be at least 1")
         }
         guard (0...20).contains(retries) else {
             throw ConfigurationError(
@@ -199,7 +205,8 @@ public struct CloudConfiguration: Sendable {
         return CloudConfiguration(
             cloudName: cloudName, endpoints: endpoints, managedIdentityEndpoint: imds,
             tenantID: tenantID, subscriptionID: subscriptionID,
-            resourceGroup: try file.string("resourceGroup", override: overrides.resourceGroup) ?? "",
+            resourceGroup: try file.string("resourceGroup", override: overrides.resourceGroup)
+                ?? "",
             location: (try file.string("location")) ?? "", credential: credential,
             vmType: (try file.string("vmType")) ?? "vmss",
             scaleSetCacheTTL: (try file.number("vmssVirtualMachinesCacheTTLInSeconds")) ?? 600,
@@ -229,7 +236,8 @@ public struct CloudConfiguration: Sendable {
                     field: "aadClientSecret",
                     "aadClientSecret is set while useManagedIdentityExtension is true; choose one")
             }
-            return .managedIdentity(identity: userAssigned.isEmpty ? nil : UserAssignedIdentity(userAssigned))
+            return .managedIdentity(
+                identity: userAssigned.isEmpty ? nil : UserAssignedIdentity(userAssigned))
         }
         if workload {
             guard secret.isEmpty else {
@@ -248,7 +256,8 @@ public struct CloudConfiguration: Sendable {
                     "aadFederatedTokenFile is required for workload identity")
             }
             guard !tenantID.isEmpty else {
-                throw ConfigurationError(field: "tenantId", "tenantId is required for workload identity")
+                throw ConfigurationError(
+                    field: "tenantId", "tenantId is required for workload identity")
             }
             return .workloadIdentity(clientID: clientID, tokenFile: tokenFile)
         }
@@ -259,10 +268,12 @@ public struct CloudConfiguration: Sendable {
                     + "useManagedIdentityExtension, or useFederatedWorkloadIdentityExtension")
         }
         guard !clientID.isEmpty else {
-            throw ConfigurationError(field: "aadClientId", "aadClientId is required with aadClientSecret")
+            throw ConfigurationError(
+                field: "aadClientId", "aadClientId is required with aadClientSecret")
         }
         guard !secret.isEmpty else {
-            throw ConfigurationError(field: "aadClientSecret", "aadClientSecret is missing or empty")
+            throw ConfigurationError(
+                field: "aadClientSecret", "aadClientSecret is missing or empty")
         }
         guard !tenantID.isEmpty else {
             throw ConfigurationError(field: "tenantId", "tenantId is required with aadClientSecret")
@@ -276,7 +287,8 @@ public struct CloudConfiguration: Sendable {
         let variable = "AZURE_ENVIRONMENT_FILEPATH"
         guard let path = environment[variable], !path.isEmpty else {
             throw ConfigurationError(
-                field: variable, "cloud AzureStackCloud needs \(variable) naming the environment file")
+                field: variable,
+                "cloud AzureStackCloud needs \(variable) naming the environment file")
         }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigurationError(field: variable, "cannot read \(variable) file \(path)")
@@ -289,9 +301,11 @@ public struct CloudConfiguration: Sendable {
             return value
         }
         return CloudEndpoints(
-            resourceManager: try endpoint(try required("resourceManagerEndpoint"),
+            resourceManager: try endpoint(
+                try required("resourceManagerEndpoint"),
                 field: "resourceManagerEndpoint"),
-            activeDirectory: try endpoint(try required("activeDirectoryEndpoint"),
+            activeDirectory: try endpoint(
+                try required("activeDirectoryEndpoint"),
                 field: "activeDirectoryEndpoint"),
             tokenAudience: try required("tokenAudience"))
     }
@@ -305,7 +319,10 @@ public struct CloudConfiguration: Sendable {
         guard let url = URL(string: trimmed), url.host != nil, url.query == nil else {
             throw ConfigurationError(field: field, "\(field) is not an absolute URL: \(text)")
         }
-        if allowLinkLocal && text.hasPrefix(defaultManagedIdentityEndpoint) { return url }
+        // The real managed identity endpoint is plain http on a link-local address, by design.
+        if allowLinkLocal, url.scheme?.lowercased() == "http", url.host == "169.254.169.254" {
+            return url
+        }
         try checkScheme(url, field: field)
         return url
     }
@@ -329,8 +346,11 @@ public struct CloudConfiguration: Sendable {
 
     /// 127.0.0.0/8, ::1 and localhost.
     public static func isLoopback(host: String) -> Bool {
-        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
-        if bare.lowercased() == "localhost" || bare == "::1" || bare == "0:0:0:0:0:0:0:1" { return true }
+        let bare =
+            host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        if bare.lowercased() == "localhost" || bare == "::1" || bare == "0:0:0:0:0:0:0:1" {
+            return true
+        }
         let parts = bare.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 4, parts[0] == "127" else { return false }
         return parts.allSatisfy { part in UInt8(part) != nil }
@@ -429,9 +449,11 @@ extension CredentialKind: CustomStringConvertible, CustomDebugStringConvertible,
     /// Names the kind and client ID only; the secret never appears.
     public var description: String {
         switch self {
-        case .clientSecret(let clientID, _): "client secret (client ID \(clientID), secret redacted)"
+        case .clientSecret(let clientID, _):
+            "client secret (client ID \(clientID), secret redacted)"
         case .managedIdentity(nil): "system-assigned managed identity"
-        case .managedIdentity(.clientID(let id)?): "user-assigned managed identity (client ID \(id))"
+        case .managedIdentity(.clientID(let id)?):
+            "user-assigned managed identity (client ID \(id))"
         case .managedIdentity(.resourceID(let id)?): "user-assigned managed identity (\(id))"
         case .workloadIdentity(let clientID, let file):
             "workload identity (client ID \(clientID), token file \(file))"

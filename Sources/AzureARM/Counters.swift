@@ -65,7 +65,8 @@ public final class ARMCounters: Sendable {
     /// HTTP requests of one operation, whatever their outcome, not counting local refusals.
     public func sent(_ operation: ARMOperation) -> UInt64 {
         counts.withLock { state in
-            state[operation, default: [:]].filter { $0.key != .throttledLocally }.values.reduce(0, +)
+            state[operation, default: [:]].filter { $0.key != .throttledLocally }.values.reduce(
+                0, +)
         }
     }
 

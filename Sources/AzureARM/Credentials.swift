@@ -27,7 +27,10 @@ actor TokenSource {
     private var cached: AccessToken?
     private var inFlight: Task<Result<AccessToken, CloudError>, Never>?
 
-    init(configuration: CloudConfiguration, session: URLSession, counters: ARMCounters, clock: ARMClock) {
+    init(
+        configuration: CloudConfiguration, session: URLSession, counters: ARMCounters,
+        clock: ARMClock
+    ) {
         self.configuration = configuration
         self.session = session
         self.counters = counters
@@ -66,7 +69,8 @@ actor TokenSource {
             do {
                 (data, response) = try await session.data(for: request)
             } catch {
-                let failure = ARMClassifier.classify(transportError: error, operation: "token request")
+                let failure = ARMClassifier.classify(
+                    transportError: error, operation: "token request")
                 counters.record(.token, .transient)
                 throw failure
             }
@@ -75,14 +79,16 @@ actor TokenSource {
                 // The body's `error` code (invalid_client, ...) says enough; its description can
                 // quote request details, so it is left out.
                 let code = TokenBody(data)?.string("error").map { " \($0)" } ?? ""
-                let message = "token request to \(request.url?.host ?? "?") answered HTTP \(status)\(code)"
+                let message =
+                    "token request to \(request.url?.host ?? "?") answered HTTP \(status)\(code)"
                 let failure: CloudError =
                     ARMClassifier.isTransient(status: status) || status == 429
                     ? .transient(message) : .fault(message)
                 counters.record(.token, ARMOutcome(failure))
                 throw failure
             }
-            guard let body = TokenBody(data), let value = body.string("access_token"), !value.isEmpty,
+            guard let body = TokenBody(data), let value = body.string("access_token"),
+                !value.isEmpty,
                 let lifetime = body.number("expires_in"), lifetime > 0
             else {
                 counters.record(.token, .fault)
@@ -91,8 +97,10 @@ actor TokenSource {
             counters.record(.token, .ok)
             counters.recordRenewal()
             let margin = min(300, lifetime / 10)
-            return .success(AccessToken(
-                value: value, expiresAt: started + lifetime, renewAt: started + lifetime - margin))
+            return .success(
+                AccessToken(
+                    value: value, expiresAt: started + lifetime,
+                    renewAt: started + lifetime - margin))
         } catch {
             return .failure(error)
         }
@@ -141,7 +149,8 @@ actor TokenSource {
     }
 
     private func formRequest(_ fields: [(String, String)]) -> URLRequest {
-        let tenant = configuration.tenantID.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed)
+        let tenant =
+            configuration.tenantID.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed)
             ?? configuration.tenantID
         let url = configuration.endpoints.activeDirectory
             .appendingPathComponent(tenant).appendingPathComponent("oauth2/v2.0/token")

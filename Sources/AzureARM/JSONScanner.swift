@@ -154,7 +154,8 @@ struct JSONScanner: ~Copyable {
         }
         let (start, end, escaped) = try scanString()
         if !escaped {
-            return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
+            return String(
+                decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
         }
         return decodeString(start, end)
     }
@@ -253,6 +254,16 @@ struct JSONScanner: ~Copyable {
         let start = offset
         var escaped = false
         while offset < bytes.count {
+            // Eight bytes at a time while none is a quote, a backslash or a control character:
+            // most of an ARM body is long strings this program skips.
+            if offset + 8 <= bytes.count {
+                let word = UInt64(
+                    littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+                if !Self.mayEndString(word) {
+                    offset += 8
+                    continue
+                }
+            }
             let byte = bytes[offset]
             if byte == UInt8(ascii: "\"") {
                 offset += 1
@@ -267,6 +278,20 @@ struct JSONScanner: ~Copyable {
             offset += 1
         }
         throw error("unterminated string")
+    }
+
+    /// Whether any byte of `word` is `"`, `\\` or below 0x20 (may report a false positive only
+    /// when a byte is 0x80 or above, which the byte loop then handles).
+    @inline(__always)
+    private static func mayEndString(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        let quote = word ^ (ones &* 0x22)
+        let backslash = word ^ (ones &* 0x5C)
+        let zeroQuote = (quote &- ones) & ~quote
+        let zeroBackslash = (backslash &- ones) & ~backslash
+        let control = word &- (ones &* 0x20)
+        return ((zeroQuote | zeroBackslash | control) & highs) != 0
     }
 
     /// Decodes an escaped string's content; bad escapes become U+FFFD rather than failing,

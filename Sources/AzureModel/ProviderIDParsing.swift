@@ -27,7 +27,8 @@ extension ProviderID {
         }
         guard text.utf8.count <= Self.maximumAzureLength else {
             throw ProviderIDError(
-                "provider ID is \(text.utf8.count) bytes long; at most \(Self.maximumAzureLength) expected")
+                "provider ID is \(text.utf8.count) bytes long; at most "
+                    + "\(Self.maximumAzureLength) expected")
         }
         let path = Substring(text).dropFirst(scheme.count)
         guard path.first == "/" else {
@@ -69,8 +70,10 @@ extension ProviderID {
             }
         }
         guard segments.count >= 7 else {
-            let missing = ["subscriptions", "subscription ID", "resourceGroups",
-                "resource group name", "providers", "Microsoft.Compute", "resource type"]
+            let missing = [
+                "subscriptions", "subscription ID", "resourceGroups",
+                "resource group name", "providers", "Microsoft.Compute", "resource type",
+            ]
             throw ProviderIDError(
                 "missing segment \"\(missing[segments.count])\": provider ID ends early: "
                     + quoted(text))
@@ -80,12 +83,14 @@ extension ProviderID {
         switch segments[6].lowercased() {
         case "virtualmachines":
             guard segments.count >= 8 else {
-                throw ProviderIDError("missing segment \"VM name\": provider ID ends early: "
-                    + quoted(text))
+                throw ProviderIDError(
+                    "missing segment \"VM name\": provider ID ends early: "
+                        + quoted(text))
             }
             try checkName(segments[7], what: "VM name")
             try checkNoTrailing(segments, count: 8, text: text)
-            return .virtualMachine(VirtualMachineRef(resourceGroup: group, name: String(segments[7])))
+            return .virtualMachine(
+                VirtualMachineRef(resourceGroup: group, name: String(segments[7])))
         case "virtualmachinescalesets":
             let missing = ["scale set name", "virtualMachines", "instance ID"]
             guard segments.count >= 10 else {
@@ -97,8 +102,8 @@ extension ProviderID {
             guard segments[8].lowercased() == "virtualmachines" else {
                 let found = segments[8].isEmpty ? "an empty segment" : quoted(String(segments[8]))
                 throw ProviderIDError(
-                    "missing segment \"virtualMachines\" after the scale set name: found \(found) in "
-                        + quoted(text))
+                    "missing segment \"virtualMachines\" after the scale set name: found "
+                        + "\(found) in " + quoted(text))
             }
             try checkNoTrailing(segments, count: 10, text: text)
             let instance = try instanceID(segments[9], scaleSet: segments[7])
@@ -115,7 +120,8 @@ extension ProviderID {
         guard !segment.isEmpty else {
             throw ProviderIDError("empty segment: the \(what) in the provider ID is empty")
         }
-        for byte in segment.utf8 where byte <= 0x20 || byte == 0x7F || byte == UInt8(ascii: "?")
+        for byte in segment.utf8
+        where byte <= 0x20 || byte == 0x7F || byte == UInt8(ascii: "?")
             || byte == UInt8(ascii: "#")
         {
             throw ProviderIDError(

@@ -41,7 +41,8 @@ enum Fixtures {
 struct ARMDecoderTests {
     static let group = ResourceGroupRef(subscriptionID: "s", name: "g")
 
-    @Test("every published example decodes with every decoder without crashing",
+    @Test(
+        "every published example decodes with every decoder without crashing",
         arguments: Fixtures.names)
     func everyFixtureEveryDecoder(name: String) throws {
         let body = try Fixtures.body(name)
@@ -116,7 +117,8 @@ struct ARMDecoderTests {
         #expect(vm.instanceID == nil)
         #expect(vm.powerState == nil)
         #expect(vm.provisioningState == .succeeded)
-        #expect(vm.primaryNetworkInterfaceID?.contains("Microsoft.Network/networkInterfaces") == true)
+        #expect(
+            vm.primaryNetworkInterfaceID?.contains("Microsoft.Network/networkInterfaces") == true)
     }
 
     @Test("scale set listings give names, orchestration mode and computer name prefix")
@@ -136,22 +138,26 @@ struct ARMDecoderTests {
             try Fixtures.body("VmssVmNetworkInterfaceList.json"))
         #expect(page.addresses == ["10.0.0.5"])
         #expect(page.nextLink == nil)
-        let two = Array(#"""
+        let two = Array(
+            #"""
             {"value":[{"properties":{"primary":false,"ipConfigurations":[
               {"properties":{"privateIPAddress":"10.1.0.9"}}]}},
              {"properties":{"primary":true,"ipConfigurations":[
               {"properties":{"privateIPAddress":"10.0.0.8","primary":false}},
               {"properties":{"privateIPAddress":"10.0.0.7","primary":true}}]}}]}
             """#.utf8)
-        #expect(try ARMDecoder.decodeNetworkInterfacePage(two).addresses
-            == ["10.0.0.7", "10.0.0.8", "10.1.0.9"])
+        #expect(
+            try ARMDecoder.decodeNetworkInterfacePage(two).addresses
+                == ["10.0.0.7", "10.0.0.8", "10.1.0.9"])
     }
 
-    @Test("bodies that are not a list are refused rather than read as an empty list", arguments: [
-        "", "{}", "[]", "null", #"{"value":null}"#, #"{"value":{}}"#, #"{"value":[1]}"#,
-        #"{"value":[]} x"#, #"{"value":[{"id":"a"}"#, String(repeating: "[", count: 5000),
-        #"{"value":[{"id":"\"#, #"{"value":[{"id":tru}]}"#,
-    ])
+    @Test(
+        "bodies that are not a list are refused rather than read as an empty list",
+        arguments: [
+            "", "{}", "[]", "null", #"{"value":null}"#, #"{"value":{}}"#, #"{"value":[1]}"#,
+            #"{"value":[]} x"#, #"{"value":[{"id":"a"}"#, String(repeating: "[", count: 5000),
+            #"{"value":[{"id":"\"#, #"{"value":[{"id":tru}]}"#,
+        ])
     func refused(text: String) {
         #expect(throws: ARMDecodingError.self) {
             try ARMDecoder.decodeVirtualMachinePage(Array(text.utf8))
@@ -180,7 +186,8 @@ struct ARMDecoderTests {
 
     @Test("error bodies give their code and message")
     func errors() {
-        let body = Array(#"{"error":{"code":"ParentResourceNotFound","message":"gone","x":[1]}}"#.utf8)
+        let body = Array(
+            #"{"error":{"code":"ParentResourceNotFound","message":"gone","x":[1]}}"#.utf8)
         let decoded = ARMDecoder.decodeError(body)
         #expect(decoded?.code == "ParentResourceNotFound")
         #expect(decoded?.message == "gone")
@@ -197,8 +204,10 @@ struct ARMDecoderTests {
             let start = ContinuousClock.now
             decoded = try ARMDecoder.decodeVirtualMachinePage(body).vms
             let elapsed = ContinuousClock.now - start
-            best = min(best, Double(elapsed.components.attoseconds) / 1e15
-                + Double(elapsed.components.seconds) * 1000)
+            best = min(
+                best,
+                Double(elapsed.components.attoseconds) / 1e15
+                    + Double(elapsed.components.seconds) * 1000)
         }
         print("decodeVirtualMachinePage: \(body.count) bytes, 1000 VMs, best \(best) ms")
         #expect(decoded.count == 1000)
@@ -223,7 +232,8 @@ enum SyntheticPage {
     static func vm(_ index: Int) -> String {
         let suffix = String(index, radix: 36)
         let name = "pool" + String(repeating: "0", count: 6 - suffix.count) + suffix
-        let base = "/subscriptions/0000-1111/resourceGroups/rg/providers/Microsoft.Compute/"
+        let base =
+            "/subscriptions/0000-1111/resourceGroups/rg/providers/Microsoft.Compute/"
             + "virtualMachineScaleSets/pool/virtualMachines/\(index)"
         return #"""
             {"name":"pool_\#(index)","id":"\#(base)","type":"Microsoft.Compute/virtualMachines",
