@@ -126,8 +126,9 @@ extension ProviderID {
             let scaleSet = ScaleSetRef(resourceGroup: group, name: segments[7].string)
             return .scaleSetInstance(ScaleSetInstanceRef(scaleSet: scaleSet, instanceID: instance))
         }
+        let type = quoted("Microsoft.Compute/\(resourceType.string)")
         throw ProviderIDError(
-            "wrong resource type \(quoted("Microsoft.Compute/\(resourceType.string)")) in provider ID; "
+            "wrong resource type \(type) in provider ID; "
                 + "expected virtualMachineScaleSets or virtualMachines")
     }
 
@@ -169,7 +170,8 @@ extension ProviderID {
                     "bad instance ID \(quoted(segment.string)): the name before \"_\" is not the "
                         + "scale set \(quoted(scaleSet.string))")
             }
-            digits = Segment(bytes: UnsafeBufferPointer(rebasing: segment.utf8[(underscore + 1)...]))
+            let number = segment.utf8[(underscore + 1)...]
+            digits = Segment(bytes: UnsafeBufferPointer(rebasing: number))
         }
         guard !digits.isEmpty, digits.utf8.count <= 19,
             digits.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
