@@ -1,5 +1,6 @@
 import AzureARM
 import AzureModel
+internal import CMalloc
 import Dispatch
 import Foundation
 import GRPCTransport
@@ -30,6 +31,12 @@ let logger = Logger.standardError(
 
 // A client that hangs up mid-answer must not kill the server.
 signal(SIGPIPE, SIG_IGN)
+
+// A scale set listing arrives as a buffer of several MB. With glibc's adaptive threshold, such
+// buffers come from the arenas of whichever threads decoded them, and the freed space stays
+// resident for good: 450 bytes of RSS per cached VM instead of 135. A fixed threshold keeps
+// every large buffer in its own mapping, returned to the system when freed.
+mallopt(M_MMAP_THRESHOLD, 256 * 1024)
 
 let daemon: Daemon
 do {
