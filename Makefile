@@ -65,7 +65,7 @@ demo: deps build
 	scripts/demo.sh
 
 # Builds only what the benchmark runs, then measures; every ratio comes from the same run.
-bench:
+bench: deps
 	swift build -c release --product vmssd
 	swift build -c release --product vmssctl
 	swift build -c release --product vmssbench

@@ -59,8 +59,22 @@ fake_url="http://127.0.0.1:$port"
 
 python3 "$root/scripts/cloud_config.py" "$inventory" >"$work/azure.json"
 socket="$work/vmssd.sock"
-mapfile -t ids < <(python3 "$root/scripts/cloud_config.py" --provider-ids "$inventory" | head -3)
-example=${ids[0]:-azure:///subscriptions/SUB/resourceGroups/RG/providers/Microsoft.Compute/virtualMachineScaleSets/VMSS/virtualMachines/0}
+mapfile -t ids < <(python3 "$root/scripts/cloud_config.py" --provider-ids "$inventory")
+pick() {  # the first provider ID whose text matches $1, else the first one
+    local id
+    for id in "${ids[@]}"; do
+        [[ "$id" == *$1* ]] && { echo "$id"; return; }
+    done
+    echo "${ids[0]:-azure:///subscriptions/SUB/resourceGroups/RG/providers/Microsoft.Compute/virtualMachineScaleSets/VMSS/virtualMachines/0}"
+}
+example=$(pick "aks-user-12345678-vmss/virtualMachines/1")
+stopped=$(pick "aks-batch-12345678-vmss/virtualMachines/1")
+standalone=$(pick "/virtualMachines/jumpbox")
+read -r subscription group < <(python3 -c '
+import json, sys
+inventory = json.load(open(sys.argv[1]))
+sub, body = next(iter(inventory["subscriptions"].items()))
+print(sub, next(iter(body["resourceGroups"])))' "$inventory")
 
 cat <<TEXT
 run: fake Azure on $fake_url (inventory $inventory, log $work/fake-azure.log)
@@ -68,11 +82,15 @@ run: vmssd on unix://$socket with $work/azure.json
 Try, in another terminal:
   $vmssctl --socket $socket health
   $vmssctl --socket $socket exists '$example'
-  $vmssctl --socket $socket shutdown '$example'
+  $vmssctl --socket $socket shutdown '$stopped'
   $vmssctl --socket $socket metadata '$example'
+  $vmssctl --socket $socket metadata --node aks-user-12345678-vmss000001
+  $vmssctl --socket $socket exists '$standalone'
   $vmssctl --socket $socket stats
+Delete a scale set in the fake Azure, then ask again (false once the listing is refetched):
+  curl -s -X DELETE $fake_url/_fake/scalesets -d '{"subscription": "$subscription", "resourceGroup": "$group", "scaleSet": "aks-user-12345678-vmss", "delay": 1}'
   $vmssctl --socket $socket invalidate
-  curl -s $fake_url/_fake/   # the fake's control API
+  $vmssctl --socket $socket exists '$example'
 Ctrl-C stops both.
 TEXT
 

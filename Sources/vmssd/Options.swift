@@ -112,7 +112,10 @@ struct Options {
         },
         Flag(name: "rate-limit-qps", value: "QPS", defaultText: "cloudProviderRateLimitQPS",
              help: "ARM requests per second per subscription") { o, v throws(OptionsError) in
-            o.rateLimitQPS = try seconds(v, flag: "rate-limit-qps")
+            guard let qps = Double(v), qps.isFinite, qps > 0 else {
+                throw OptionsError("--rate-limit-qps: \"\(v)\" is not a positive number")
+            }
+            o.rateLimitQPS = qps
         },
         Flag(name: "rate-limit-bucket", value: "N", defaultText: "cloudProviderRateLimitBucket",
              help: "ARM request burst per subscription") { options, value throws(OptionsError) in
