@@ -450,28 +450,14 @@ struct CacheState {
             return .wait(key, reason: fresh ? .refresh : .miss)
         }
         let vm = listing.vms[index]
-        let deleting = waiter.kind == .exists && vm.provisioningState == .deleting
-        if fresh {
-            if deleting {
-                if entry.fetchStart >= createdFloor(waiter) {
-                    return .answer(
-                        absent(waiter, now: now, "instance \(instance) is being deleted"))
-                }
-                if let failure {
-                    return unavailable(failure, "scale set \(instance.scaleSet)", now: now)
-                }
-                return .wait(key, reason: .refresh)
-            }
-            if now >= entry.fetchStart + 0.8 * (entry.expiresAt - entry.fetchStart) {
-                refreshAhead(key, &waiter, now: now, actions: &actions)
-            }
-        } else {
-            guard let failure else { return .wait(key, reason: .miss) }
-            // Stale data may say "it is there", never "it is gone".
-            guard now <= entry.expiresAt + config.staleAllowance, !deleting else {
-                return unavailable(failure, "scale set \(instance.scaleSet)", now: now)
-            }
-            waiter.mark(.stale)
+        if let step = judgeFound(
+            fetchStart: entry.fetchStart, expiresAt: entry.expiresAt,
+            deleting: waiter.kind == .exists && vm.provisioningState == .deleting,
+            key: key, failure: failure, &waiter, now: now, actions: &actions,
+            deleted: "instance \(instance) is being deleted",
+            subject: "scale set \(instance.scaleSet)")
+        {
+            return step
         }
         switch waiter.kind {
         case .exists:
@@ -528,24 +514,13 @@ struct CacheState {
         case .machine(let current):
             vm = current
         }
-        let deleting = waiter.kind == .exists && vm.provisioningState == .deleting
-        if fresh {
-            if deleting {
-                if entry.fetchStart >= createdFloor(waiter) {
-                    return .answer(absent(waiter, now: now, "VM \(ref) is being deleted"))
-                }
-                if let failure { return unavailable(failure, "VM \(ref)", now: now) }
-                return .wait(key, reason: .refresh)
-            }
-            if now >= entry.fetchStart + 0.8 * (entry.expiresAt - entry.fetchStart) {
-                refreshAhead(key, &waiter, now: now, actions: &actions)
-            }
-        } else {
-            guard let failure else { return .wait(key, reason: .miss) }
-            guard now <= entry.expiresAt + config.staleAllowance, !deleting else {
-                return unavailable(failure, "VM \(ref)", now: now)
-            }
-            waiter.mark(.stale)
+        if let step = judgeFound(
+            fetchStart: entry.fetchStart, expiresAt: entry.expiresAt,
+            deleting: waiter.kind == .exists && vm.provisioningState == .deleting,
+            key: key, failure: failure, &waiter, now: now, actions: &actions,
+            deleted: "VM \(ref) is being deleted", subject: "VM \(ref)")
+        {
+            return step
         }
         switch waiter.kind {
         case .exists:
@@ -579,6 +554,44 @@ struct CacheState {
 
     /// An entry asked about in its last fifth of life is reread in the background, once, so
     /// that a busy key never expires under its callers.
+    /// Decides about an instance found in an entry, before its answer is read; nil means
+    /// "answer from it now". A deleting instance is evidence only from a fresh read made after
+    /// the node existed; an entry in its last fifth of life is refreshed in the background; an
+    /// expired one answers only while the cloud fails, within the stale allowance, and never
+    /// with a "gone".
+    private mutating func judgeFound(
+        fetchStart: Double,
+        expiresAt: Double,
+        deleting: Bool,
+        key: @autoclosure () -> FlightKey,
+        failure: CloudError?,
+        _ waiter: inout Waiter,
+        now: Double,
+        actions: inout Actions,
+        deleted: @autoclosure () -> String,
+        subject: @autoclosure () -> String
+    ) -> Step? {
+        guard now < expiresAt else {
+            guard let failure else { return .wait(key(), reason: .miss) }
+            guard now <= expiresAt + config.staleAllowance, !deleting else {
+                return unavailable(failure, subject(), now: now)
+            }
+            waiter.mark(.stale)
+            return nil
+        }
+        if deleting {
+            if fetchStart >= createdFloor(waiter) {
+                return .answer(absent(waiter, now: now, deleted()))
+            }
+            if let failure { return unavailable(failure, subject(), now: now) }
+            return .wait(key(), reason: .refresh)
+        }
+        if now >= fetchStart + 0.8 * (expiresAt - fetchStart) {
+            refreshAhead(key(), &waiter, now: now, actions: &actions)
+        }
+        return nil
+    }
+
     private mutating func refreshAhead(
         _ key: FlightKey,
         _ waiter: inout Waiter,
