@@ -22,6 +22,7 @@ python_modules=(
     "pytest:pytest"
     "prometheus_client:prometheus_client"
     "yaml:pyyaml"
+    "h2:h2"
 )
 
 missing_debian=()
