@@ -69,7 +69,9 @@ final class Daemon: Sendable {
         serverConfiguration.eventLoopCount = max(options.eventLoops, 1)
         serverConfiguration.drainTimeout = .milliseconds(Int64(options.drainTimeout * 1000))
         serverConfiguration.allowedUIDs = options.allowedUIDs
-        server = GRPCServer(configuration: serverConfiguration, handlers: handlers)
+        server = GRPCServer(
+            configuration: serverConfiguration, handlers: handlers,
+            logger: Daemon.transportLogSink(logger))
 
         logEffectiveConfiguration(cacheConfiguration)
     }
@@ -103,6 +105,22 @@ final class Daemon: Sendable {
         tokenTask.withLock { $0?.cancel() }
         health.setStatus(.notServing)
         server.shutdown()
+    }
+
+    /// Passes the transport's event lines (`grpc.<event> key=value...`) to the logger: a refused
+    /// peer or a failing accept is a warning an operator must see; protocol errors of single
+    /// clients are details, at verbosity 2, so a hostile client cannot flood the log.
+    private static func transportLogSink(_ logger: Logger) -> GRPCLogSink {
+        { line in
+            let parts = line.split(separator: " ", maxSplits: 1)
+            let event = parts.first.map(String.init) ?? line
+            let detail = parts.count > 1 ? String(parts[1]) : ""
+            if event == "grpc.server.peer_refused" || event == "grpc.server.accept_failed" {
+                logger.warning("transport", ["event": event, "detail": detail])
+            } else {
+                logger.info("transport", level: 2, ["event": event, "detail": detail])
+            }
+        }
     }
 
     private func warnIfSocketDirectoryIsShared() {
