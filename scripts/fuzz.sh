@@ -33,9 +33,9 @@ for target in $targets; do
     mkdir -p "$work" "fuzz/$target"
     log=.build/fuzz-corpus/$target.log
     echo "== fuzzing $target for ${seconds}s"
-    ASAN_OPTIONS=detect_leaks=0 "$binary" -max_total_time="$seconds" -timeout=10 \
+    SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 "$binary" -max_total_time="$seconds" -timeout=10 \
         -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
-        -artifact_prefix="fuzz/$target/crash-" "$work" "fuzz/$target" >"$log" 2>&1
+        -artifact_prefix="fuzz/$target/" "$work" "fuzz/$target" >"$log" 2>&1
     status=$?
     grep -E "^(stat::|Done|==[0-9]+==ERROR|SUMMARY|.*Fatal error)" "$log" | head -20
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
@@ -45,21 +45,27 @@ for target in $targets; do
         echo "$target FAILED (exit $status); see $log and fuzz/$target/crash-*" >&2
         tail -30 "$log" >&2
     fi
-    # Keep only what adds coverage to the committed corpus.
+    # Minimize: keep the seeds, the regression inputs (regress-*, crash-*) and the smallest set
+    # of other inputs (cov-<sha1>) that covers what everything found so far covers.
     merged=$(mktemp -d)
-    cp "fuzz/$target"/* "$merged"/ 2>/dev/null
-    ASAN_OPTIONS=detect_leaks=0 "$binary" -merge=1 -max_len=65536 "$merged" "$work" \
-        >>"$log" 2>&1
+    SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 "$binary" -merge=1 -max_len=65536 \
+        "$merged" "fuzz/$target" "$work" >>"$log" 2>&1
+    declare -A kept=()
+    for file in "fuzz/$target"/seed-* "fuzz/$target"/regress-* "fuzz/$target"/crash-*; do
+        [[ -e $file ]] && kept[$(sha1sum <"$file" | cut -c1-40)]=1
+    done
+    rm -f "fuzz/$target"/cov-*
     added=0
     for file in "$merged"/*; do
+        [[ -e $file ]] || continue
         name=$(basename "$file")
-        if [[ ! -e "fuzz/$target/$name" ]]; then
-            cp "$file" "fuzz/$target/$name"
-            added=$((added + 1))
-        fi
+        [[ -n ${kept[$name]:-} ]] && continue
+        cp "$file" "fuzz/$target/cov-$name"
+        added=$((added + 1))
     done
+    unset kept
     rm -rf "$merged"
-    summary+=("$target: ${execs:-?} execs, ${speed:-?} execs/s, exit $status, $added inputs added")
+    summary+=("$target: ${execs:-?} execs, ${speed:-?} execs/s, exit $status, $added coverage inputs kept")
 done
 echo "== summary (${seconds}s per target)"
 printf '%s\n' "${summary[@]}"

@@ -22,8 +22,9 @@ public enum FuzzEntryPoints {
     }
 
     /// The longest error message a client may be handed for bad input: a hostile provider ID
-    /// must not be echoed back whole.
-    static let maximumErrorMessageBytes = 1200
+    /// must not be echoed back whole. The parser quotes at most two values of 200 characters,
+    /// each control character escaped to at most 6 bytes and each other one at most 4 bytes.
+    static let maximumErrorMessageBytes = 4096
 
     /// Parses the bytes as a provider ID and checks that an accepted ID has one stable key:
     /// reading the canonical spelling gives back the same ID, and the key is lower-cased.
@@ -96,7 +97,9 @@ public enum FuzzEntryPoints {
             try checkBounded(addresses.count, body, what: "addresses")
         }
         if let error = ARMDecoder.decodeError(body) {
-            try checkBounded(error.code.utf8.count + error.message.utf8.count, body, what: "error text")
+            // Counted in scalars: an invalid byte reads as one U+FFFD, three bytes in UTF-8.
+            let scalars = error.code.unicodeScalars.count + error.message.unicodeScalars.count
+            try checkBounded(scalars, body, what: "error text scalars")
         }
     }
 
@@ -205,7 +208,7 @@ public enum FuzzEntryPoints {
     {
         try checkBounded(vm.zones.count, body, what: "zones")
         if let instanceID = vm.instanceID {
-            try checkBounded(instanceID.utf8.count, body, what: "instance ID bytes")
+            try checkBounded(instanceID.unicodeScalars.count, body, what: "instance ID scalars")
         }
         if vm.powerState != nil, !body.contains(UInt8(ascii: "/")) {
             throw FuzzFailure("a power state was read from a body with no status code")
