@@ -48,7 +48,7 @@ for target in $targets; do
     # Minimize: keep the seeds, the regression inputs (regress-*, crash-*) and the smallest set
     # of other inputs (cov-<sha1>) that covers what everything found so far covers.
     merged=$(mktemp -d)
-    SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 "$binary" -merge=1 -max_len=65536 \
+    SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 "$binary" -merge=1 -max_len=65536 -artifact_prefix="$merged/" \
         "$merged" "fuzz/$target" "$work" >>"$log" 2>&1
     declare -A kept=()
     for file in "fuzz/$target"/seed-* "fuzz/$target"/regress-* "fuzz/$target"/crash-*; do
