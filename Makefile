@@ -16,7 +16,7 @@ GO_PACKAGES := ./clients/go/... ./benchmarks/goserver ./tests/interop/go
 GO_ENV := source scripts/go-env.sh && cd "$$VMSSD_GO_SRC"
 
 .PHONY: help deps build build-debug go go-test interop-selfcheck test run demo generate \
-	check-generated format lint clean bench
+	check-generated format lint clean bench fuzz soak sanitize
 
 help:
 	@echo "make deps             install missing Debian and Python dependencies (no-op when present)"
@@ -29,6 +29,9 @@ help:
 	@echo "make generate         regenerate protoc-c and Go code from Protos/"
 	@echo "make check-generated  fail if committed generated code is out of date"
 	@echo "make format | lint    swift format (see .swift-format)"
+	@echo "make fuzz             libFuzzer + ASan on each fuzz target, FUZZ_SECONDS each (default 60)"
+	@echo "make soak             mixed load against vmssd + a churning fake Azure, SOAK_SECONDS (600)"
+	@echo "make sanitize         swift test under AddressSanitizer, then ThreadSanitizer"
 	@echo "make clean            remove build outputs and generated test stubs"
 
 deps:
@@ -89,3 +92,12 @@ lint:
 
 clean:
 	rm -rf .build tests/gen
+
+fuzz:
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-60} scripts/fuzz.sh
+
+soak: build-debug
+	python3 scripts/soak.py --binary .build/$(TEST_CONFIG)/vmssd --seconds $${SOAK_SECONDS:-600}
+
+sanitize:
+	scripts/sanitize.sh

@@ -94,6 +94,17 @@ let package = Package(
                 "Reflection", "VMSSLog",
             ]
         ),
+
+        // Fuzzing: entry points shared by the libFuzzer executables (scripts/fuzz.sh builds them
+        // with -sanitize=fuzzer) and the replay of fuzz/ inputs in FuzzRegressionTests.
+        .target(
+            name: "FuzzTargets",
+            dependencies: ["AzureModel", "AzureARM", "GRPCTransport", "InstancesProto"]
+        ),
+        .executableTarget(name: "FuzzProviderID", dependencies: ["FuzzTargets"]),
+        .executableTarget(name: "FuzzARMDecoder", dependencies: ["FuzzTargets"]),
+        .executableTarget(name: "FuzzGRPCMessage", dependencies: ["FuzzTargets"]),
+        .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzTargets"]),
     ],
     swiftLanguageModes: [.v6]
 )

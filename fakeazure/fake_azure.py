@@ -517,6 +517,10 @@ class Handler(BaseHTTPRequestHandler):
                 st.faults.append(spec)
             elif lowered == "/_fake/faults" and method == "DELETE":
                 st.faults = []
+            elif lowered == "/_fake/tokens" and method == "GET":
+                # Every bearer token issued so far, so tests can look for them where no token
+                # may appear (logs, error messages, metrics).
+                reply = {"tokens": sorted(st.tokens)}
             elif lowered == "/_fake/tokens/expire":
                 st.tokens = {t: 0 for t in st.tokens}
             elif lowered == "/_fake/config":

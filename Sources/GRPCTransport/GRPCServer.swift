@@ -84,6 +84,7 @@ public final class GRPCServer: Sendable {
                     loop.stop()
                     loop.join()
                 }
+                contexts.first?.acceptor = nil
                 _ = close(listenFD)
                 removeSocketFile()
                 throw error
@@ -109,7 +110,13 @@ public final class GRPCServer: Sendable {
         guard let running else { return }
         let timeout = configuration.drainTimeout
         let first = running.contexts[0]
-        first.loop.execute { first.acceptor?.close() }
+        // The acceptor holds every context and the first context holds the acceptor: drop that
+        // link once the acceptor is closed, or a stopped server (its loops' read buffers, the
+        // nghttp2 callbacks) is never freed.
+        first.loop.execute {
+            first.acceptor?.close()
+            first.acceptor = nil
+        }
         for context in running.contexts {
             context.loop.execute { context.beginDrain(timeout: timeout) }
         }

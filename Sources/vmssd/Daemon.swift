@@ -91,7 +91,9 @@ final class Daemon: Sendable {
         if options.metricsAddress != nil {
             serverConfiguration.callObserver = metrics.callObserver
         }
-        server = GRPCServer(configuration: serverConfiguration, handlers: handlers)
+        server = GRPCServer(
+            configuration: serverConfiguration, handlers: handlers,
+            logger: Daemon.transportLogSink(logger))
         serverBox.withLock { [server] in $0 = server }
 
         logEffectiveConfiguration(cacheConfiguration)
@@ -139,6 +141,22 @@ final class Daemon: Sendable {
         health.setStatus(.notServing)
         server.shutdown()
         metricsServer.withLock { $0?.stop() }
+    }
+
+    /// Passes the transport's event lines (`grpc.<event> key=value...`) to the logger: a refused
+    /// peer or a failing accept is a warning an operator must see; protocol errors of single
+    /// clients are details, at verbosity 2, so a hostile client cannot flood the log.
+    private static func transportLogSink(_ logger: Logger) -> GRPCLogSink {
+        { line in
+            let parts = line.split(separator: " ", maxSplits: 1)
+            let event = parts.first.map(String.init) ?? line
+            let detail = parts.count > 1 ? String(parts[1]) : ""
+            if event == "grpc.server.peer_refused" || event == "grpc.server.accept_failed" {
+                logger.warning("transport", ["event": event, "detail": detail])
+            } else {
+                logger.info("transport", level: 2, ["event": event, "detail": detail])
+            }
+        }
     }
 
     private func warnIfSocketDirectoryIsShared() {
