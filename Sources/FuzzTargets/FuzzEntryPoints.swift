@@ -1,6 +1,6 @@
 import AzureARM
 import AzureModel
-@testable import GRPCTransport
+import GRPCTransport
 import InstancesProto
 
 /// The code paths that read bytes nobody vouches for, each behind one entry point taking raw

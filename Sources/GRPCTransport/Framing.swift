@@ -1,5 +1,5 @@
 /// Why a stream of length-prefixed messages could not be read.
-enum FramingError: Error, Equatable {
+package enum FramingError: Error, Equatable {
     /// The length prefix promised more than the receive limit allows.
     case tooLarge(length: Int, limit: Int)
     /// The compressed flag was set; this transport negotiates no compression.
@@ -7,7 +7,7 @@ enum FramingError: Error, Equatable {
     /// The flag byte held a value other than 0 or 1.
     case badFlag(UInt8)
 
-    var status: GRPCStatus {
+    package var status: GRPCStatus {
         switch self {
         case .tooLarge(let length, let limit):
             return GRPCStatus(
@@ -28,21 +28,24 @@ enum FramingError: Error, Equatable {
 ///
 /// The size limit is checked against the length prefix, so an oversized message is refused
 /// before any of its payload is buffered.
-struct MessageReader {
+package struct MessageReader {
     private var prefix: (UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0)
     private var prefixCount = 0
     private var expected = 0
     private var buffer: [UInt8] = []
     private var inPayload = false
     /// Set once an error was reported; later input is ignored.
-    private(set) var failed = false
+    package private(set) var failed = false
+
+    /// A reader waiting for the first byte of a message.
+    package init() {}
 
     /// True when some bytes of a message arrived but not all of them.
-    var isMidMessage: Bool { prefixCount > 0 || inPayload }
+    package var isMidMessage: Bool { prefixCount > 0 || inPayload }
 
     /// Feeds one chunk, calling `onMessage` for every message it completes.
     /// - Returns: the first framing error met; the reader ignores everything after it.
-    mutating func consume(
+    package mutating func consume(
         _ chunk: UnsafeRawBufferPointer, limit: Int, onMessage: ([UInt8]) -> Void
     ) -> FramingError? {
         if failed { return nil }
@@ -118,7 +121,7 @@ struct MessageReader {
 }
 
 /// Writes the 5-byte gRPC message prefix.
-enum MessagePrefix {
+package enum MessagePrefix {
     static func write(length: Int, compressed: Bool = false, to out: UnsafeMutablePointer<UInt8>) {
         out[0] = compressed ? 1 : 0
         out[1] = UInt8(truncatingIfNeeded: length >> 24)
@@ -128,7 +131,7 @@ enum MessagePrefix {
     }
 
     /// The prefix followed by the message, as one array.
-    static func framed(_ message: [UInt8]) -> [UInt8] {
+    package static func framed(_ message: [UInt8]) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 5)
         out.withUnsafeMutableBufferPointer { write(length: message.count, to: $0.baseAddress!) }
         out.append(contentsOf: message)
@@ -137,7 +140,7 @@ enum MessagePrefix {
 }
 
 /// The `grpc-timeout` header: 1 to 8 ASCII digits, then one of `H M S m u n`.
-enum GRPCTimeout {
+package enum GRPCTimeout {
     /// Parses the header value; nil when it is malformed.
     static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> Duration? {
         let count = bytes.count
@@ -159,7 +162,8 @@ enum GRPCTimeout {
         }
     }
 
-    static func parse(_ text: String) -> Duration? {
+    /// Parses the header value from text; nil when it is malformed.
+    package static func parse(_ text: String) -> Duration? {
         let bytes = Array(text.utf8)
         return bytes.withUnsafeBufferPointer { parse($0) }
     }

@@ -305,6 +305,16 @@ func (c *Client) call(ctx context.Context, rpc func(context.Context, ...grpc.Cal
 	if !ok {
 		return err
 	}
+	// grpc-go reports a deadline that passes while it is still connecting as UNKNOWN; callers
+	// should see the same code whichever stage of the call the deadline caught.
+	if st.Code() == codes.Unknown {
+		switch ctx.Err() {
+		case context.DeadlineExceeded:
+			return status.Error(codes.DeadlineExceeded, st.Message())
+		case context.Canceled:
+			return status.Error(codes.Canceled, st.Message())
+		}
+	}
 	return translate(st, trailer)
 }
 
