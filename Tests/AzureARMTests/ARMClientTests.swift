@@ -22,7 +22,7 @@ func cloudError<T>(_ body: () async throws -> T) async -> CloudError? {
 struct ARMClientTests {
     @Test("a client secret token is fetched once and every page of a listing is read")
     func clientSecretAndPaging() async throws {
-        let fake = try FakeAzure(pageSize: 10)
+        let fake = try await FakeAzure.start(pageSize: 10)
         let client = fake.client(try fake.configuration())
         let vms = try await client.listScaleSetVirtualMachines(FakeAzure.pool)
         #expect(vms.count == 25)
@@ -40,7 +40,7 @@ struct ARMClientTests {
 
     @Test("many concurrent callers share one token request")
     func singleFlight() async throws {
-        let fake = try FakeAzure()
+        let fake = try await FakeAzure.start()
         let client = fake.client(try fake.configuration())
         try await withThrowingTaskGroup(of: Int.self) { group in
             for _ in 0..<16 {
@@ -54,7 +54,7 @@ struct ARMClientTests {
 
     @Test("a token is renewed before it expires, and a 401 renews once and retries")
     func renewal() async throws {
-        let fake = try FakeAzure()
+        let fake = try await FakeAzure.start()
         try await fake.control("POST", "/_fake/config", ["tokenLifetimeSeconds": 2])
         let client = fake.client(try fake.configuration())
         _ = try await client.listScaleSets(FakeAzure.group)
@@ -75,7 +75,7 @@ struct ARMClientTests {
 
     @Test("a second 401 after renewing is a fault, not a loop")
     func repeatedUnauthorized() async throws {
-        let fake = try FakeAzure()
+        let fake = try await FakeAzure.start()
         let client = fake.client(try fake.configuration())
         try await fake.inject(["operation": "list_vmss", "status": 401, "count": 5])
         let error = await cloudError { try await client.listScaleSets(FakeAzure.group) }
@@ -96,7 +96,7 @@ struct ARMClientTests {
                 + "Microsoft.ManagedIdentity/userAssignedIdentities/ua",
         ] as [String?])
     func managedIdentity(identity: String?) async throws {
-        let fake = try FakeAzure()
+        let fake = try await FakeAzure.start()
         var fields: [String: Any] = ["useManagedIdentityExtension": true]
         if let identity { fields["userAssignedIdentityID"] = identity }
         let client = fake.client(try fake.configuration(fields))
@@ -110,7 +110,7 @@ struct ARMClientTests {
 
     @Test("an unknown user-assigned identity is a fault")
     func unknownManagedIdentity() async throws {
-        let fake = try FakeAzure()
+        let fake = try await FakeAzure.start()
         let client = fake.client(
             try fake.configuration([
                 "useManagedIdentityExtension": true, "userAssignedIdentityID": "nobody",
@@ -122,7 +122,7 @@ struct ARMClientTests {
 
     @Test("workload identity sends the federated token and re-reads it at each renewal")
     func workloadIdentity() async throws {
-        let fake = try FakeAzure()
+        let fake = try await FakeAzure.start()
         let file = fake.directory.appendingPathComponent("federated-token")
         try "assertion-one\n".write(to: file, atomically: true, encoding: .utf8)
         let client = fake.client(
@@ -145,7 +145,7 @@ struct ARMClientTests {
 
     @Test("a refused client secret is a fault whose message holds no secret")
     func wrongSecret() async throws {
-        let fake = try FakeAzure()
+        let fake = try await FakeAzure.start()
         let wrong = "wrong-secret-value-42"
         let configuration = try fake.configuration([
             "aadClientId": "client-1", "aadClientSecret": wrong,
@@ -185,7 +185,7 @@ struct ARMClientTests {
             (#"{"kind": "body", "status": 404, "body": "<html>not found</html>"}"#, "fault"),
         ])
     func classification(fault: String, expected: String) async throws {
-        let fake = try FakeAzure()
+        let fake = try await FakeAzure.start()
         let client = fake.client(try fake.configuration(retries: 1))
         try await fake.inject(json: fault, operation: "list_vmss_vms")
         let error = await cloudError {
@@ -214,7 +214,7 @@ struct ARMClientTests {
 
     @Test("missing resources answer gone with ARM's own codes; a missing subscription is a fault")
     func realNotFound() async throws {
-        let fake = try FakeAzure()
+        let fake = try await FakeAzure.start()
         let client = fake.client(try fake.configuration())
         let other = ScaleSetRef(resourceGroup: FakeAzure.group, name: "absent")
         #expect(
@@ -235,7 +235,7 @@ struct ARMClientTests {
 
     @Test("transient failures are retried with backoff and then succeed")
     func transientRetried() async throws {
-        let fake = try FakeAzure()
+        let fake = try await FakeAzure.start()
         let client = fake.client(try fake.configuration(retries: 3))
         try await fake.inject(["operation": "list_vmss", "status": 503, "count": 2])
         #expect(try await client.listScaleSets(FakeAzure.group).count == 2)
@@ -245,7 +245,7 @@ struct ARMClientTests {
 
     @Test("a request that hangs past the timeout is transient")
     func timeout() async throws {
-        let fake = try FakeAzure()
+        let fake = try await FakeAzure.start()
         let client = fake.client(try fake.configuration(retries: 0, timeout: 0.5))
         try await fake.inject(["operation": "list_vmss", "kind": "hang", "seconds": 2])
         let error = await cloudError { try await client.listScaleSets(FakeAzure.group) }
@@ -254,7 +254,7 @@ struct ARMClientTests {
 
     @Test("during a 429 storm the gate lets exactly one request out until Retry-After passes")
     func throttleStorm() async throws {
-        let fake = try FakeAzure()
+        let fake = try await FakeAzure.start()
         let client = fake.client(try fake.configuration())
         try await fake.inject(["operation": "*", "status": 429, "retryAfter": 1, "count": 1000])
         let first = await cloudError {
@@ -286,7 +286,7 @@ struct ARMClientTests {
 
     @Test("a 429 from an HTTP-date Retry-After throttles until that date")
     func httpDateRetryAfter() async throws {
-        let fake = try FakeAzure()
+        let fake = try await FakeAzure.start()
         let client = fake.client(try fake.configuration())
         try await fake.inject(["operation": "get_vm", "status": 429, "retryAfter": "date:20"])
         let vm = VirtualMachineRef(resourceGroup: FakeAzure.group, name: "solo")
@@ -303,7 +303,7 @@ struct ARMClientTests {
 
     @Test("NIC reads give private addresses for scale set instances and standalone NICs")
     func nics() async throws {
-        let fake = try FakeAzure()
+        let fake = try await FakeAzure.start()
         let client = fake.client(try fake.configuration())
         let instance = ScaleSetInstanceRef(scaleSet: FakeAzure.pool, instanceID: "3")
         #expect(try await client.privateIPAddresses(of: instance) == ["10.240.0.7"])
@@ -323,7 +323,7 @@ struct ARMClientTests {
 
     @Test("deleting a scale set shows Deleting instances, then none, then ParentResourceNotFound")
     func scaleSetDeletion() async throws {
-        let fake = try FakeAzure(pageSize: 100)
+        let fake = try await FakeAzure.start(pageSize: 100)
         let client = fake.client(try fake.configuration())
         // Warm the token and the connection so the first listing lands inside the first phase.
         _ = try await client.listScaleSets(FakeAzure.group)

@@ -57,18 +57,28 @@ final class FakeAzure: @unchecked Sendable {
         ]
     }
 
-    let process = Process()
+    let process: Process
     let directory: URL
     let port: Int
     var base: String { "http://127.0.0.1:\(port)" }
 
-    init(pageSize: Int = 10) throws {
-        directory = FileManager.default.temporaryDirectory
+    private init(process: Process, directory: URL, port: Int) {
+        self.process = process
+        self.directory = directory
+        self.port = port
+    }
+
+    /// Starts the fake and waits for its port without holding a thread: Swift Testing runs the
+    /// suites on the few threads of the concurrency pool, and a blocking wait here stalled other
+    /// suites' calls by seconds.
+    static func start(pageSize: Int = 10) async throws -> FakeAzure {
+        let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("fakeazure-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let inventoryFile = directory.appendingPathComponent("inventory.json")
         try JSONSerialization.data(withJSONObject: Self.inventory).write(to: inventoryFile)
         let portFile = directory.appendingPathComponent("port")
+        let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [
             "python3", Self.script.path, "--port", "0", "--inventory", inventoryFile.path,
@@ -77,29 +87,29 @@ final class FakeAzure: @unchecked Sendable {
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         let deadline = Date().addingTimeInterval(15)
-        var found: Int?
-        while found == nil && Date() < deadline {
+        while Date() < deadline {
             if let text = try? String(contentsOf: portFile, encoding: .utf8),
-                let value = Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
+                let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
             {
-                found = value
-            } else {
-                usleep(20_000)
+                return FakeAzure(process: process, directory: directory, port: port)
             }
+            try await Task.sleep(for: .milliseconds(20))
         }
-        guard let found else {
-            process.terminate()
-            throw CloudError.fault("fake Azure did not start")
-        }
-        port = found
+        process.terminate()
+        throw CloudError.fault("fake Azure did not start")
     }
 
     deinit {
+        // Reaped off the concurrency pool, for the same reason as in `start`.
+        let process = process
+        let directory = directory
         process.terminate()
-        let deadline = Date().addingTimeInterval(3)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        try? FileManager.default.removeItem(at: directory)
+        DispatchQueue.global().async {
+            let deadline = Date().addingTimeInterval(3)
+            while process.isRunning && Date() < deadline { usleep(10_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            try? FileManager.default.removeItem(at: directory)
+        }
     }
 
     /// Sends a control call and returns the decoded JSON answer.

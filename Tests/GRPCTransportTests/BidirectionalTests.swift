@@ -227,7 +227,7 @@ struct CallObserverTests {
         _ = try? await client.unary(path: "/x.Y/Nope", request: [])
         _ = try? await client.unary(path: "/x.Y/Slow", request: [], timeout: .milliseconds(50))
         var calls: [(Int, Int32, Double)] = []
-        for _ in 0..<200 {
+        for _ in 0..<2000 {
             calls = seen.calls.withLock { $0 }
             if calls.count >= 5 { break }
             try await Task.sleep(for: .milliseconds(5))

@@ -84,8 +84,8 @@ struct EndToEndTests {
         let elapsed = ContinuousClock.now - start
 
         #expect(error?.code == .deadlineExceeded)
-        // The handler answers after 3 s: an error well before that came from the deadline.
-        #expect(elapsed < .milliseconds(2500))
+        // The handler answers after 10 s: an error well before that came from the deadline.
+        #expect(elapsed < .seconds(8))
         // The late answer is ignored and the connection keeps working.
         try await Task.sleep(for: .milliseconds(400))
         #expect(try await client.unary(path: "/x.Y/Echo", request: [4]) == [4])
@@ -319,12 +319,13 @@ struct EndToEndTests {
     }
 }
 
-/// Polls `condition` for up to two seconds.
+/// Polls `condition` for up to ten seconds: generous, since other suites running at the same
+/// time can hold the concurrency pool's threads for seconds, and a met condition ends it at once.
 func waitUntil(_ condition: () -> Bool) async throws {
-    let deadline = ContinuousClock.now + .seconds(2)
+    let deadline = ContinuousClock.now + .seconds(10)
     while !condition() {
         if ContinuousClock.now > deadline {
-            Issue.record("condition not met within 2 s")
+            Issue.record("condition not met within 10 s")
             return
         }
         try await Task.sleep(for: .milliseconds(5))

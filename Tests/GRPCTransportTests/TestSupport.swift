@@ -34,7 +34,7 @@ enum TestHandlers {
                 }
             },
             "/x.Y/Slow": .unary { request, context, responder in
-                DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(3)) {
+                DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(10)) {
                     responder.succeed(request)
                 }
             },
