@@ -35,9 +35,9 @@ import grpc_stubs  # noqa: E402
 from cloud_config import DEFAULT_CLOUD_CONFIG, cloud_config_for  # noqa: E402,F401
 
 FAKE_AZURE = Path(os.environ.get("FAKE_AZURE", ROOT / "fakeazure" / "fake_azure.py"))
-DEMO_INVENTORY = ROOT / "fakeazure" / "demo-inventory.json"
-if not DEMO_INVENTORY.is_file() and (ROOT / "fakeazure" / "example-inventory.json").is_file():
-    DEMO_INVENTORY = ROOT / "fakeazure" / "example-inventory.json"
+# The inventory tests run against by default (sub-1/rg-1/pool and friends); `make run` serves
+# fakeazure/demo-inventory.json instead, which tests must not depend on.
+TEST_INVENTORY = ROOT / "fakeazure" / "example-inventory.json"
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 35.0
 
@@ -196,11 +196,11 @@ class FakeAzure(str):
 
 @pytest.fixture
 def fake_azure_inventory(request, tmp_path) -> Path:
-    """The inventory the fake Azure serves: the demo one, or a dict/path given by indirect
+    """The inventory the fake Azure serves: the test one, or a dict/path given by indirect
     parametrisation."""
     param = getattr(request, "param", None)
     if param is None:
-        return DEMO_INVENTORY
+        return TEST_INVENTORY
     if isinstance(param, dict):
         path = tmp_path / "inventory.json"
         path.write_text(json.dumps(param, indent=2))
@@ -217,8 +217,6 @@ def fake_azure_factory(tmp_path) -> Iterator[Callable[..., FakeAzure]]:
 
     def start(inventory: Path | dict[str, Any], *extra_args: str) -> FakeAzure:
         index = len(started)
-        if inventory == DEMO_INVENTORY and not DEMO_INVENTORY.is_file():
-            pytest.skip(f"{DEMO_INVENTORY} does not exist yet")
         if isinstance(inventory, dict):
             path = tmp_path / f"inventory-{index}.json"
             path.write_text(json.dumps(inventory, indent=2))

@@ -109,7 +109,9 @@ public struct ScaleSetSummary: Sendable {
     /// `virtualMachineProfile.osProfile.computerNamePrefix`, when set.
     public var computerNamePrefix: String?
 
-    public init(ref: ScaleSetRef, orchestrationMode: OrchestrationMode, computerNamePrefix: String?) {
+    public init(
+        ref: ScaleSetRef, orchestrationMode: OrchestrationMode, computerNamePrefix: String?
+    ) {
         self.ref = ref
         self.orchestrationMode = orchestrationMode
         self.computerNamePrefix = computerNamePrefix

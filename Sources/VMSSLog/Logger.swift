@@ -51,7 +51,9 @@ public struct Logger: Sendable {
     }
 
     /// Writes an informational line when `level` is enabled.
-    public func info(_ message: String, level: Int = 0, _ fields: KeyValuePairs<String, Any> = [:]) {
+    public func info(
+        _ message: String, level: Int = 0, _ fields: KeyValuePairs<String, Any> = [:]
+    ) {
         write(.info, level: level, message, fields)
     }
 

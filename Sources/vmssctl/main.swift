@@ -45,7 +45,8 @@ func statusName(_ code: GRPCStatus.Code) -> String {
 }
 
 func jsonString(_ text: String) -> String {
-    let data = try! JSONSerialization.data(withJSONObject: [text], options: [.withoutEscapingSlashes])
+    let data = try! JSONSerialization.data(
+        withJSONObject: [text], options: [.withoutEscapingSlashes])
     return String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
 }
 
@@ -55,7 +56,10 @@ var timeout: Duration = .seconds(30)
 while let first = arguments.first, first.hasPrefix("--") {
     arguments.removeFirst()
     let (name, inline) = first.contains("=")
-        ? (String(first.prefix(while: { $0 != "=" })), String(first.drop(while: { $0 != "=" }).dropFirst()))
+        ? (
+            String(first.prefix(while: { $0 != "=" })),
+            String(first.drop(while: { $0 != "=" }).dropFirst())
+        )
         : (first, nil)
     if name == "--help" {
         print(usage)
@@ -67,7 +71,9 @@ while let first = arguments.first, first.hasPrefix("--") {
     switch name {
     case "--socket": socketPath = value
     case "--timeout":
-        guard let seconds = Double(value), seconds > 0 else { fail("bad --timeout \(value)", .usage) }
+        guard let seconds = Double(value), seconds > 0 else {
+            fail("bad --timeout \(value)", .usage)
+        }
         timeout = .milliseconds(Int64(seconds * 1000))
     default: fail("unknown flag \(name)\n\(usage)", .usage)
     }
@@ -168,7 +174,8 @@ case ("stats", 0):
     print("stale_serves \(stats.staleServes)")
     print("entries \(stats.entries)")
     for call in stats.armCalls {
-        print("arm_calls{operation=\"\(call.operation)\",outcome=\"\(call.outcome)\"} \(call.count)")
+        let labels = "operation=\"\(call.operation)\",outcome=\"\(call.outcome)\""
+        print("arm_calls{\(labels)} \(call.count)")
     }
 case ("invalidate", 0), ("invalidate", 3):
     let request = rest.isEmpty

@@ -84,7 +84,8 @@ struct Options {
             options.virtualMachineTTL = try seconds(value, flag: "vm-ttl")
         },
         Flag(name: "negative-cache-ttl", value: "SECONDS", defaultText: "120",
-             help: "how long a deleted scale set or VM is remembered as gone") { o, v throws(OptionsError) in
+             help: "how long a deleted scale set or VM is remembered as gone") {
+            o, v throws(OptionsError) in
             o.negativeCacheTTL = try seconds(v, flag: "negative-cache-ttl")
         },
         Flag(name: "refresh-on-miss-interval", value: "SECONDS", defaultText: "10",

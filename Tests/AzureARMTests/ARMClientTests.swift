@@ -179,7 +179,8 @@ struct ARMClientTests {
             (#"{"kind": "broken"}"#, "fault"),
             (#"{"kind": "body", "body": "<html>proxy</html>"}"#, "fault"),
             (
-                #"{"kind": "body", "body": "{\"value\":[],\"nextLink\":\"http://127.0.0.2:1/x\"}"}"#,
+                #"{"kind": "body", "#
+                    + #""body": "{\"value\":[],\"nextLink\":\"http://127.0.0.2:1/x\"}"}"#,
                 "fault"
             ),
             (#"{"kind": "body", "status": 404, "body": "<html>not found</html>"}"#, "fault"),

@@ -235,6 +235,9 @@ enum SyntheticPage {
         let base =
             "/subscriptions/0000-1111/resourceGroups/rg/providers/Microsoft.Compute/"
             + "virtualMachineScaleSets/pool/virtualMachines/\(index)"
+        let subnet =
+            "/subscriptions/0000-1111/resourceGroups/net/providers/Microsoft.Network/"
+            + "virtualNetworks/vnet/subnets/nodes"
         return #"""
             {"name":"pool_\#(index)","id":"\#(base)","type":"Microsoft.Compute/virtualMachines",
             "location":"westeurope","tags":{"aks-managed-poolName":"pool","createdBy":"tests"},
@@ -249,14 +252,16 @@ enum SyntheticPage {
             "\#(base)/disks/osdisk"},"diskSizeGB":128},"dataDisks":[]},"osProfile":{
             "computerName":"\#(name)","adminUsername":"azureuser","linuxConfiguration":{
             "disablePasswordAuthentication":true,"ssh":{"publicKeys":[{"path":
-            "/home/azureuser/.ssh/authorized_keys","keyData":"ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAB\#(String(repeating: "Q", count: 300))"}]},
+            "/home/azureuser/.ssh/authorized_keys",
+            "keyData":"ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAB\#(String(repeating: "Q", count: 300))"
+            }]},
             "provisionVMAgent":true,"enableVMAgentPlatformUpdates":false},"secrets":[],
             "allowExtensionOperations":true,"requireGuestProvisionSignal":true},
             "networkProfile":{"networkInterfaces":[{"id":"\#(base)/networkInterfaces/pool-nic",
             "properties":{"primary":true}}]},"networkProfileConfiguration":{
             "networkInterfaceConfigurations":[{"name":"pool-nic","properties":{"primary":true,
             "enableAcceleratedNetworking":true,"ipConfigurations":[{"name":"ipconfig1",
-            "properties":{"subnet":{"id":"/subscriptions/0000-1111/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/vnet/subnets/nodes"},
+            "properties":{"subnet":{"id":"\#(subnet)"},
             "privateIPAddressVersion":"IPv4"}}]}}]},"diagnosticsProfile":{"bootDiagnostics":{
             "enabled":true}},"provisioningState":"Succeeded","instanceView":{
             "platformUpdateDomain":\#(index % 5),"platformFaultDomain":\#(index % 3),
@@ -271,8 +276,10 @@ enum SyntheticPage {
             "time":"2024-05-01T09:58:00.1234567+00:00"}]}],"extensions":[{"name":"vmssCSE",
             "type":"Microsoft.Azure.Extensions.CustomScript","typeHandlerVersion":"2.1.10",
             "statuses":[{"code":"ProvisioningState/succeeded","level":"Info","displayStatus":
-            "Provisioning succeeded","message":"Enable succeeded: \\n[stdout]\\nok\\n[stderr]\\n"}]}],
-            "hyperVGeneration":"V2","statuses":[{"code":"ProvisioningState/succeeded","level":"Info",
+            "Provisioning succeeded",
+            "message":"Enable succeeded: \\n[stdout]\\nok\\n[stderr]\\n"}]}],
+            "hyperVGeneration":"V2","statuses":[{"code":"ProvisioningState/succeeded",
+            "level":"Info",
             "displayStatus":"Provisioning succeeded","time":"2024-05-01T10:00:00.1234567+00:00"},
             {"code":"PowerState/running","level":"Info","displayStatus":"VM running"}]},
             "timeCreated":"2024-05-01T09:57:00.1234567+00:00"}}

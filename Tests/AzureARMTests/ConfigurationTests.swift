@@ -125,11 +125,13 @@ struct ConfigurationTests {
                 "aadClientSecret"
             ),
             (
-                #"{"subscriptionId":"s","useManagedIdentityExtension":true,"useFederatedWorkloadIdentityExtension":true}"#,
+                #"{"subscriptionId":"s","useManagedIdentityExtension":true,"#
+                    + #""useFederatedWorkloadIdentityExtension":true}"#,
                 "useFederatedWorkloadIdentityExtension"
             ),
             (
-                #"{"subscriptionId":"s","tenantId":"t","aadClientId":"c","useFederatedWorkloadIdentityExtension":true}"#,
+                #"{"subscriptionId":"s","tenantId":"t","aadClientId":"c","#
+                    + #""useFederatedWorkloadIdentityExtension":true}"#,
                 "aadFederatedTokenFile"
             ),
             (
@@ -139,19 +141,23 @@ struct ConfigurationTests {
             (#"{"subscriptionId":7,"useManagedIdentityExtension":true}"#, "subscriptionId"),
             (#"{"cloud":"Mars","subscriptionId":"s","useManagedIdentityExtension":true}"#, "cloud"),
             (
-                #"{"cloud":"AzureStackCloud","subscriptionId":"s","useManagedIdentityExtension":true}"#,
+                #"{"cloud":"AzureStackCloud","subscriptionId":"s","#
+                    + #""useManagedIdentityExtension":true}"#,
                 "AZURE_ENVIRONMENT_FILEPATH"
             ),
             (
-                #"{"subscriptionId":"s","useManagedIdentityExtension":true,"cloudProviderRateLimitQPS":0}"#,
+                #"{"subscriptionId":"s","useManagedIdentityExtension":true,"#
+                    + #""cloudProviderRateLimitQPS":0}"#,
                 "cloudProviderRateLimitQPS"
             ),
             (
-                #"{"subscriptionId":"s","useManagedIdentityExtension":true,"cloudProviderRateLimitBucket":0.5}"#,
+                #"{"subscriptionId":"s","useManagedIdentityExtension":true,"#
+                    + #""cloudProviderRateLimitBucket":0.5}"#,
                 "cloudProviderRateLimitBucket"
             ),
             (
-                #"{"subscriptionId":"s","useManagedIdentityExtension":true,"cloudProviderBackoffRetries":-1}"#,
+                #"{"subscriptionId":"s","useManagedIdentityExtension":true,"#
+                    + #""cloudProviderBackoffRetries":-1}"#,
                 "cloudProviderBackoffRetries"
             ),
             ("not json", "cloud config file"),
@@ -177,7 +183,11 @@ struct ConfigurationTests {
             ("http://[::1]:1", "resourceManagerEndpoint", true),
             ("ftp://127.0.0.1", "resourceManagerEndpoint", false),
             ("http://192.168.1.1", "activeDirectoryEndpoint", false),
-            ("http://169.254.169.254.example.com", "managedIdentityEndpoint", false),
+            // A name that merely starts with the managed-identity address is not that address.
+            (
+                CloudConfiguration.defaultManagedIdentityEndpoint + ".example.com",
+                "managedIdentityEndpoint", false
+            ),
         ])
     func plainHTTP(url: String, field: String, accepted: Bool) {
         var overrides = ConfigurationOverrides()

@@ -146,7 +146,9 @@ struct StatusTests {
 
     @Test(
         "percent-encoding round-trips any message",
-        arguments: ["", "simple", "100% sure", "ünïcødé ✓", "line\nbreak\ttab", "%%41", "🙂 emoji"])
+        arguments: [
+            "", "simple", "100% sure", "ünïcødé ✓", "line\nbreak\ttab", "%%41", "🙂 emoji",
+        ])
     func roundTrip(message: String) {
         #expect(PercentEncoding.decode(PercentEncoding.encode(message)) == message)
     }
