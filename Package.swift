@@ -67,7 +67,7 @@ let package = Package(
                 "Reflection",
             ]
         ),
-        .target(name: "Metrics", dependencies: ["CMicroHTTPD"]),
+        .target(name: "Metrics", dependencies: ["CMicroHTTPD", "GRPCTransport"]),
         .executableTarget(
             name: "vmssd",
             dependencies: [

@@ -1,3 +1,4 @@
+import GRPCTransport
 import Synchronization
 
 /// Counts RPCs by method and gRPC status code, with a latency histogram per method.
@@ -18,12 +19,7 @@ public final class RPCMetrics: Sendable {
     public static let otherMethod = "other"
 
     /// The canonical gRPC status code names, indexed by code, used as the `code` label.
-    static let codeNames = [
-        "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-        "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-        "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-        "UNAUTHENTICATED",
-    ]
+    static let codeNames = (0...16).map { GRPCStatus.Code(rawValue: Int32($0)).description }
 
     /// The methods named at `init`, without duplicates, in order; `other` is not among them.
     public let methods: [String]

@@ -19,8 +19,9 @@ let usage = """
       stats                       prints the cache's counters and ARM calls
       invalidate [SUB RG VMSS]    forgets one scale set, or everything
       bench [--connections N] [--concurrency N] [--seconds S] [--warmup S]
-            [--method M] (--provider-id ID)... | --provider-ids-file F
-                                  closed-loop load; prints calls/s and p50/p99 as JSON
+            [--method M] [--server-pid PID] (--provider-id ID)... | --provider-ids-file F
+                                  closed-loop load; prints calls/s and p50/p99 as JSON, and
+                                  with --server-pid the server's CPU per call and RSS
 
     exit codes: 0 yes or done, 1 no, 2 usage error, 3 the call failed
     """
@@ -32,16 +33,6 @@ enum Exit: Int32 {
 func fail(_ message: String, _ code: Exit) -> Never {
     FileHandle.standardError.write(Data((message + "\n").utf8))
     exit(code.rawValue)
-}
-
-func statusName(_ code: GRPCStatus.Code) -> String {
-    let names: [Int32: String] = [
-        0: "OK", 1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED",
-        5: "NOT_FOUND", 6: "ALREADY_EXISTS", 7: "PERMISSION_DENIED", 8: "RESOURCE_EXHAUSTED",
-        9: "FAILED_PRECONDITION", 10: "ABORTED", 11: "OUT_OF_RANGE", 12: "UNIMPLEMENTED",
-        13: "INTERNAL", 14: "UNAVAILABLE", 15: "DATA_LOSS", 16: "UNAUTHENTICATED",
-    ]
-    return names[code.rawValue] ?? "CODE_\(code.rawValue)"
 }
 
 func jsonString(_ text: String) -> String {
@@ -105,7 +96,7 @@ func call<Response: ProtoMessage>(
             path: path, request: request.serializedBytes(), timeout: timeout)
         return try Response(serializedBytes: bytes)
     } catch let status as GRPCStatus {
-        var line = "error: \(statusName(status.code)): \(status.message)"
+        var line = "error: \(status.code.description): \(status.message)"
         if let pushback = status.retryPushbackMilliseconds {
             line += " (retry in \(pushback) ms)"
         }
@@ -149,7 +140,7 @@ case ("exists-all", _) where !rest.isEmpty:
         instances + "InstancesExist", InstancesExistRequest(providerIDs: rest),
         as: InstancesExistResponse.self)
     for verdict in response.verdicts {
-        let status = statusName(GRPCStatus.Code(rawValue: verdict.code))
+        let status = GRPCStatus.Code(rawValue: verdict.code).description
         let message = verdict.message.isEmpty ? "" : " \(verdict.message)"
         print("\(verdict.providerID) \(verdict.exists) \(status)\(message)")
     }
