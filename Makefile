@@ -24,7 +24,7 @@ help:
 	@echo "make test             check-generated, go vet/test, swift test, pytest tests/"
 	@echo "make run              fake Azure with the demo inventory + vmssd in the foreground"
 	@echo "make demo             the scripted demonstration"
-	@echo "make bench            vmssd against its goals, ~10 min (BENCH_QUICK=1: ~2 min); one table"
+	@echo "make bench            vmssd against its goals, ~6 min (BENCH_QUICK=1: ~1 min); one table"
 	@echo "                      and benchmarks/out/results.json"
 	@echo "make generate         regenerate protoc-c and Go code from Protos/"
 	@echo "make check-generated  fail if committed generated code is out of date"
@@ -33,6 +33,7 @@ help:
 	@echo "make soak             mixed load against vmssd + a churning fake Azure, SOAK_SECONDS (600)"
 	@echo "make sanitize         swift test under AddressSanitizer, then ThreadSanitizer"
 	@echo "make clean            remove build outputs and generated test stubs"
+	@echo "parts of make test:   build-debug, go, go-test, interop-selfcheck"
 
 deps:
 	@scripts/install-deps.sh

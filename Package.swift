@@ -85,7 +85,11 @@ let package = Package(
         .testTarget(name: "InstancesProtoTests", dependencies: ["InstancesProto"]),
         .testTarget(name: "AzureModelTests", dependencies: ["AzureModel"]),
         .testTarget(name: "AzureARMTests", dependencies: ["AzureARM", "AzureModel"]),
-        .testTarget(name: "MetricsTests", dependencies: ["Metrics"]),
+        .testTarget(
+            name: "MetricsTests", dependencies: ["Metrics"],
+            // Run by PythonParserTests through python3, not compiled.
+            resources: [.copy("parse_exposition.py")]
+        ),
         .testTarget(name: "VMSSCacheTests", dependencies: ["VMSSCache", "AzureModel"]),
         .testTarget(
             name: "VMSSServiceTests",

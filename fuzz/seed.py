@@ -13,7 +13,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-FIXTURES = Path(sys.argv[1] if len(sys.argv) > 1 else "/work/shared/fixtures/azure-rest-api-examples")
+# The shared fixtures sit beside the repository, as they do for CI and the developers.
+DEFAULT_FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / \
+    "azure-rest-api-examples"
+FIXTURES = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_FIXTURES
 
 PREFIX = "azure:///subscriptions/sub-1/resourceGroups/rg-1/providers/Microsoft.Compute/"
 PROVIDER_IDS = [

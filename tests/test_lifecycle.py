@@ -191,6 +191,17 @@ def test_sigint_stops_like_sigterm(deployment):
     assert not d.daemon.socket.exists()
 
 
+def test_sighup_stops_like_sigterm(deployment):
+    d = deployment()
+    assert d.api.exists(vmss_id("pool", 1)) is True
+
+    d.daemon.process.send_signal(signal.SIGHUP)
+
+    assert d.daemon.process.wait(10) == 0
+    d.daemon.stopped = True
+    assert not d.daemon.socket.exists()
+
+
 def test_allowed_uids_turns_other_users_away(fake_azure_factory, vmssd, unix_channel, stubs):
     fake = fake_azure_factory(INVENTORY)
     me = str(os.getuid())

@@ -67,6 +67,17 @@ def test_a_malformed_azure_id_is_invalid_argument_naming_the_fault(deployment, p
     assert arm_calls_total(d.fake.counts()) == 0
 
 
+def test_a_provider_id_holding_a_nul_byte_is_refused_not_answered_for_its_prefix(deployment):
+    d = deployment()
+    d.api.exists(vmss_id("pool", 3))  # warm: the prefix alone would be answered from the cache
+    calls_before = arm_calls_total(d.fake.counts())
+
+    error = rpc_error(d.api.exists, vmss_id("pool", 3) + "\x00/../../virtualMachines/999")
+
+    assert error.code() == grpc.StatusCode.INTERNAL
+    assert arm_calls_total(d.fake.counts()) == calls_before
+
+
 def test_a_lower_cased_provider_id_gets_the_same_verdict_from_the_same_entry(deployment):
     d = deployment()
     original = vmss_id("pool", 7)

@@ -111,6 +111,9 @@ public struct InvalidateRequest: ProtoMessage, Equatable {
     public var isEmpty: Bool { subscriptionID.isEmpty && resourceGroup.isEmpty && scaleSet.isEmpty }
 
     public init(serializedBytes bytes: [UInt8]) throws(ProtoDecodingError) {
+        guard !stringFieldHoldsNUL(bytes, fields: [1, 2, 3]) else {
+            throw ProtoDecodingError(messageName: "InvalidateRequest")
+        }
         self = try unpack(
             bytes, as: "InvalidateRequest",
             cloudprovider__instances__v1__invalidate_request__unpack,

@@ -9,6 +9,9 @@ public struct HealthCheckRequest: ProtoMessage, Equatable {
     }
 
     public init(serializedBytes bytes: [UInt8]) throws(ProtoDecodingError) {
+        guard !stringFieldHoldsNUL(bytes, fields: [1]) else {
+            throw ProtoDecodingError(messageName: "HealthCheckRequest")
+        }
         self = try unpack(
             bytes, as: "HealthCheckRequest",
             grpc__health__v1__health_check_request__unpack,

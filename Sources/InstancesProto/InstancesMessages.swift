@@ -9,6 +9,9 @@ public struct ProviderIDRequest: ProtoMessage, Equatable {
     }
 
     public init(serializedBytes bytes: [UInt8]) throws(ProtoDecodingError) {
+        guard !stringFieldHoldsNUL(bytes, fields: [1]) else {
+            throw ProtoDecodingError(messageName: "ProviderIDRequest")
+        }
         self = try unpack(
             bytes, as: "ProviderIDRequest",
             cloudprovider__instances__v1__provider_idrequest__unpack,
@@ -44,6 +47,9 @@ public struct NodeRequest: ProtoMessage, Equatable {
     }
 
     public init(serializedBytes bytes: [UInt8]) throws(ProtoDecodingError) {
+        guard !stringFieldHoldsNUL(bytes, fields: [1, 2]) else {
+            throw ProtoDecodingError(messageName: "NodeRequest")
+        }
         self = try unpack(
             bytes, as: "NodeRequest",
             cloudprovider__instances__v1__node_request__unpack,
@@ -203,6 +209,9 @@ public struct InstancesExistRequest: ProtoMessage, Equatable {
     }
 
     public init(serializedBytes bytes: [UInt8]) throws(ProtoDecodingError) {
+        guard !stringFieldHoldsNUL(bytes, fields: [1]) else {
+            throw ProtoDecodingError(messageName: "InstancesExistRequest")
+        }
         self = try unpack(
             bytes, as: "InstancesExistRequest",
             cloudprovider__instances__v1__instances_exist_request__unpack,

@@ -23,6 +23,49 @@ public struct ProtoDecodingError: Error, Sendable, Equatable, CustomStringConver
     public var description: String { "request bytes are not a valid \(messageName)" }
 }
 
+/// Whether a top-level string field among `fields` holds a NUL byte.
+///
+/// protobuf-c hands strings out NUL-terminated, so such a value would silently arrive cut short
+/// at its first NUL: `.../virtualMachines/3\0junk` would be read as `.../virtualMachines/3`.
+/// The request messages are flat, so their top-level fields are all there is to look at. Bytes
+/// that are not a valid encoding answer false here and are refused by protobuf-c.
+func stringFieldHoldsNUL(_ bytes: [UInt8], fields: Set<UInt64>) -> Bool {
+    var offset = 0
+    func varint() -> UInt64? {
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        while offset < bytes.count, shift < 64 {
+            let byte = bytes[offset]
+            offset += 1
+            value |= UInt64(byte & 0x7F) << shift
+            if byte & 0x80 == 0 { return value }
+            shift += 7
+        }
+        return nil
+    }
+    while offset < bytes.count {
+        guard let key = varint() else { return false }
+        switch key & 7 {
+        case 0:
+            guard varint() != nil else { return false }
+        case 1:
+            offset += 8
+        case 2:
+            guard let length = varint(), length <= UInt64(bytes.count - offset) else {
+                return false
+            }
+            let end = offset + Int(length)
+            if fields.contains(key >> 3), bytes[offset..<end].contains(0) { return true }
+            offset = end
+        case 5:
+            offset += 4
+        default:
+            return false
+        }
+    }
+    return false
+}
+
 /// Hands `bytes` to a protobuf-c `unpack` function, reads the result into Swift values and frees
 /// the C message before returning.
 func unpack<Message, Value>(

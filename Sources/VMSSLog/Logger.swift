@@ -76,7 +76,7 @@ public struct Logger: Sendable {
         case .text:
             var line = "\(time) \(severity.rawValue.uppercased()) \(message)"
             for (key, value) in fields {
-                line += " \(key)=\(Logger.quotedIfNeeded(String(describing: value)))"
+                line += " \(key)=\(Logger.quotedIfNeeded(Logger.bounded(value)))"
             }
             sink(line)
         case .json:
@@ -101,6 +101,18 @@ public struct Logger: Sendable {
             parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec, milliseconds)
     }
 
+    /// The longest field value written whole; a client-supplied value can be megabytes long.
+    static let maximumValueBytes = 1024
+
+    /// The value as text, cut after `maximumValueBytes` bytes and followed by its full length.
+    static func bounded(_ value: Any) -> String {
+        let text = String(describing: value)
+        guard text.utf8.count > maximumValueBytes else { return text }
+        // A character split at the cut decodes as U+FFFD rather than as broken UTF-8.
+        let head = String(decoding: text.utf8.prefix(maximumValueBytes), as: UTF8.self)
+        return head + "…(\(text.utf8.count) bytes)"
+    }
+
     private static func quotedIfNeeded(_ value: String) -> String {
         let plain = !value.isEmpty
             && value.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7F && $0 != "\"" }
@@ -116,7 +128,7 @@ public struct Logger: Sendable {
         case let number as UInt32: String(number)
         case let number as Double: number.isFinite ? String(number) : jsonString(String(number))
         case let flag as Bool: flag ? "true" : "false"
-        default: jsonString(String(describing: value))
+        default: jsonString(bounded(value))
         }
     }
 

@@ -197,6 +197,15 @@ public final class InstancesService: Sendable {
     private func question(
         node request: NodeRequest, _ call: CallLog, _ responder: UnaryResponder
     ) -> NodeQuestion? {
+        // A Node's name is a DNS subdomain: at most 253 bytes. Anything longer names no node.
+        guard request.nodeName.utf8.count <= 253 else {
+            let failure = VerdictFailure.invalidArgument(
+                "node name is \(request.nodeName.utf8.count) bytes long; Kubernetes node names "
+                    + "have at most 253")
+            call.finish(Result<String, VerdictFailure>.failure(failure), nil)
+            responder.fail(GRPCStatus(failure))
+            return nil
+        }
         guard var question = question(providerID: request.providerID, call, responder) else {
             return nil
         }

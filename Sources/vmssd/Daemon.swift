@@ -207,12 +207,14 @@ final class Daemon: Sendable {
     }
 }
 
-/// Blocks until SIGTERM or SIGINT arrives. The signals are taken from dispatch sources rather
-/// than a signal handler, so that what follows may do real work.
+/// Blocks until SIGTERM, SIGINT or SIGHUP arrives. The signals are taken from dispatch sources
+/// rather than a signal handler, so that what follows may do real work.
 func waitForStopSignal(logger: Logger) {
     let stopRequested = DispatchSemaphore(value: 0)
     var sources: [DispatchSourceSignal] = []
-    for (number, name) in [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")] {
+    // SIGHUP too: a terminal that closes under `make run`, or an operator's reflex, must still
+    // drain and remove the socket rather than kill the process on the spot.
+    for (number, name) in [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT"), (SIGHUP, "SIGHUP")] {
         signal(number, SIG_IGN)
         let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
         source.setEventHandler { @Sendable in

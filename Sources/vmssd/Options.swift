@@ -77,16 +77,16 @@ struct Options {
         Flag(name: "listing-ttl", value: "SECONDS",
              defaultText: "vmssVirtualMachinesCacheTTLInSeconds or 600",
              help: "how long a scale set listing is used") { options, value throws(OptionsError) in
-            options.listingTTL = try seconds(value, flag: "listing-ttl")
+            options.listingTTL = try positiveSeconds(value, flag: "listing-ttl")
         },
         Flag(name: "vm-ttl", value: "SECONDS", defaultText: "vmCacheTTLInSeconds or 60",
              help: "how long a standalone VM is used") { options, value throws(OptionsError) in
-            options.virtualMachineTTL = try seconds(value, flag: "vm-ttl")
+            options.virtualMachineTTL = try positiveSeconds(value, flag: "vm-ttl")
         },
         Flag(name: "negative-cache-ttl", value: "SECONDS", defaultText: "120",
              help: "how long a deleted scale set or VM is remembered as gone") {
             o, v throws(OptionsError) in
-            o.negativeCacheTTL = try seconds(v, flag: "negative-cache-ttl")
+            o.negativeCacheTTL = try positiveSeconds(v, flag: "negative-cache-ttl")
         },
         Flag(name: "refresh-on-miss-interval", value: "SECONDS", defaultText: "10",
              help: "a listing older than the question by more is refetched before a false") {
@@ -101,7 +101,7 @@ struct Options {
         Flag(name: "cache-max-scale-sets", value: "N", defaultText: "10000",
              help: "scale sets kept in the cache, least recently used out first") {
             options, value throws(OptionsError) in
-            options.cacheMaxScaleSets = try count(value, flag: "cache-max-scale-sets")
+            options.cacheMaxScaleSets = try count(value, flag: "cache-max-scale-sets", in: 1...)
         },
         Flag(name: "new-node-grace", value: "SECONDS", defaultText: "0",
              help: "a node younger than this is never declared gone") { o, v throws(OptionsError) in
@@ -109,7 +109,7 @@ struct Options {
         },
         Flag(name: "arm-timeout", value: "SECONDS", defaultText: "10",
              help: "timeout of one ARM request") { options, value throws(OptionsError) in
-            options.armTimeout = try seconds(value, flag: "arm-timeout")
+            options.armTimeout = try positiveSeconds(value, flag: "arm-timeout")
         },
         Flag(name: "rate-limit-qps", value: "QPS", defaultText: "cloudProviderRateLimitQPS",
              help: "ARM requests per second per subscription") { o, v throws(OptionsError) in
@@ -140,7 +140,7 @@ struct Options {
         },
         Flag(name: "event-loops", value: "N", defaultText: "2",
              help: "threads serving connections") { options, value throws(OptionsError) in
-            options.eventLoops = try count(value, flag: "event-loops")
+            options.eventLoops = try count(value, flag: "event-loops", in: 1...64)
         },
         Flag(name: "metrics-address", value: "HOST:PORT", defaultText: "off",
              help: "serve Prometheus metrics, /healthz and /readyz here") { options, value in
@@ -154,7 +154,7 @@ struct Options {
             options.logFormat = value
         },
         Flag(name: "v", value: "N", defaultText: "0",
-             help: "log verbosity: 1 configuration, 2 one line per call, 4 internals") {
+             help: "log verbosity: 0 start, stop and problems; 2 adds one line per call") {
             options, value throws(OptionsError) in
             options.verbosity = try count(value, flag: "v")
         },
@@ -194,6 +194,13 @@ struct Options {
         }
         guard showHelp || !socketPath.isEmpty else {
             throw OptionsError("--socket is required; see --help")
+        }
+        // sun_path holds 108 bytes, a NUL included; an abstract name is bound without the NUL
+        // but after the leading zero byte that stands for "@".
+        guard socketPath.utf8.count <= 107 else {
+            throw OptionsError(
+                "--socket: the path is \(socketPath.utf8.count) bytes; a Unix socket path can "
+                    + "have at most 107")
         }
         guard showHelp || !cloudConfigPath.isEmpty else {
             throw OptionsError("--cloud-config is required; see --help")
@@ -240,10 +247,22 @@ func seconds(_ text: String, flag: String) throws(OptionsError) -> Double {
     return value * scale
 }
 
-/// Reads a non-negative whole number.
-func count(_ text: String, flag: String) throws(OptionsError) -> Int {
+/// Reads a duration that must be above zero, such as a TTL or a timeout.
+func positiveSeconds(_ text: String, flag: String) throws(OptionsError) -> Double {
+    let value = try seconds(text, flag: flag)
+    guard value > 0 else { throw OptionsError("--\(flag): must be above zero, got \"\(text)\"") }
+    return value
+}
+
+/// Reads a whole number within `range` (non-negative unless the range says otherwise).
+func count(
+    _ text: String, flag: String, in range: some RangeExpression<Int> = 0...
+) throws(OptionsError) -> Int {
     guard let value = Int(text), value >= 0 else {
         throw OptionsError("--\(flag): \"\(text)\" is not a whole number")
+    }
+    guard range.contains(value) else {
+        throw OptionsError("--\(flag): \(value) is out of range")
     }
     return value
 }

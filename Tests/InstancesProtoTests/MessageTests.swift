@@ -96,4 +96,27 @@ struct MessageTests {
             try ProviderIDRequest(serializedBytes: [0x08, 0x01])
         }
     }
+
+    @Test("a string holding a NUL byte is refused rather than read cut short")
+    func nulInStrings() {
+        let id = Array("azure:///x/3".utf8) + [0] + Array("junk".utf8)
+        let request: [UInt8] = [0x0A, UInt8(id.count)] + id
+
+        #expect(throws: ProtoDecodingError.self) { try ProviderIDRequest(serializedBytes: request) }
+        #expect(throws: ProtoDecodingError.self) { try NodeRequest(serializedBytes: request) }
+        #expect(throws: ProtoDecodingError.self) {
+            try InstancesExistRequest(serializedBytes: [0x0A, 0x01, 0x61] + request)
+        }
+        #expect(throws: ProtoDecodingError.self) {
+            try NodeRequest(serializedBytes: [0x12, 0x02, 0x61, 0x00])
+        }
+    }
+
+    @Test("zero bytes outside strings are ordinary protobuf")
+    func zeroOutsideStrings() throws {
+        // node_name "a", then creation_unix_seconds written out as 0.
+        let request = try NodeRequest(serializedBytes: [0x0A, 0x01, 0x61, 0x18, 0x00])
+
+        #expect(request == NodeRequest(nodeName: "a"))
+    }
 }

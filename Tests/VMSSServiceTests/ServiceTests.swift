@@ -133,6 +133,27 @@ struct InstancesServiceTests {
         #expect(verdicts[2].message.contains("three slashes"))
     }
 
+    @Test("a node name longer than Kubernetes allows is refused, and logged only in part")
+    func overlongNodeName() async throws {
+        let harness = try ServiceHarness(verbosity: 2)
+        defer { harness.stop() }
+        let name = String(repeating: "z", count: 70_000)
+
+        let result = await harness.call(
+            instancesPrefix + "InstanceMetadata", NodeRequest(nodeName: name).serializedBytes())
+
+        guard case .failure(let status) = result else {
+            Issue.record("an overlong node name was answered")
+            return
+        }
+        #expect(status.code == .invalidArgument)
+        #expect(status.message.contains("at most 253"))
+        #expect(status.message.utf8.count < 200)
+        #expect(harness.backend.calls == 0)
+        #expect(await eventually { !harness.log.all.isEmpty })
+        #expect(harness.log.all.allSatisfy { $0.utf8.count < 4096 })
+    }
+
     @Test("an empty batch answers an empty list")
     func emptyBatch() async throws {
         let harness = try ServiceHarness()
