@@ -108,6 +108,29 @@ extension GRPCStatus {
 enum PercentEncoding {
     private static let hexDigits: [UInt8] = Array("0123456789ABCDEF".utf8)
 
+    /// How many UTF-8 bytes of a status message go on the wire. Clients refuse header blocks
+    /// past a few KiB (grpcio) and nghttp2 will not send one past 64 KiB, so a longer message
+    /// would cost the caller its whole answer; 1 KiB, at most 3 KiB encoded, fits everywhere.
+    static let maxMessageBytes = 1024
+
+    /// `text` cut to `maxBytes` UTF-8 bytes on a character-safe boundary, with "…" appended
+    /// when anything was cut.
+    static func truncated(_ text: String, maxBytes: Int = maxMessageBytes) -> String {
+        let utf8 = text.utf8
+        guard utf8.count > maxBytes else { return text }
+        var end = utf8.index(utf8.startIndex, offsetBy: maxBytes)
+        // Back off continuation bytes (10xxxxxx) so no scalar is split.
+        while end > utf8.startIndex && utf8[end] & 0xC0 == 0x80 {
+            end = utf8.index(before: end)
+        }
+        return String(decoding: utf8[utf8.startIndex..<end], as: UTF8.self) + "…"
+    }
+
+    /// The `grpc-message` value for `text`: truncated, then percent-encoded.
+    static func encodeMessage(_ text: String) -> [UInt8] {
+        encode(truncated(text))
+    }
+
     static func encode(_ text: String) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(text.utf8.count)

@@ -93,6 +93,8 @@ final class SessionCallbacks: @unchecked Sendable {
             nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, serverOnDataChunk)
             nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, serverOnStreamClose)
             nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, serverOnFrameSend)
+            nghttp2_session_callbacks_set_on_frame_not_send_callback(
+                callbacks, serverOnFrameNotSend)
         }
     }
 }
@@ -429,9 +431,28 @@ final class ServerConnection: H2Connection, @unchecked Sendable {
         withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: 2) { nva in
             nva[0] = HeaderField.nv(known.status, known.status200)
             nva[1] = HeaderField.nv(known.contentType, known.applicationGRPC)
-            _ = nghttp2_submit_response(session, call.streamID, nva.baseAddress, 2, &provider)
+            let result = nghttp2_submit_response(
+                session, call.streamID, nva.baseAddress, 2, &provider)
+            if result != 0 { resetStream(call.streamID, "submit_response", result) }
         }
         call.headersSubmitted = true
+    }
+
+    /// Resets a stream whose answer could not be queued or sent, so its client learns at once
+    /// (RST_STREAM INTERNAL_ERROR) instead of waiting for a deadline that may never come.
+    func resetStream(_ streamID: Int32, _ operation: String, _ error: Int32) {
+        shared.log?(
+            "grpc.stream.reset stream=\(streamID) op=\(operation) "
+                + "error=\"\(String(cString: nghttp2_strerror(error)))\"")
+        if isClosed { return }
+        let result = nghttp2_submit_rst_stream(
+            session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, NGHTTP2_INTERNAL_ERROR.rawValue)
+        if result != 0 && result != Int32(NGHTTP2_ERR_INVALID_ARGUMENT.rawValue) {
+            // Not even the reset can be queued: the session is unusable, so close it.
+            shared.log?("grpc.connection.reset_failed stream=\(streamID) error=\(result)")
+            closeWhenFlushed = true
+        }
+        loop.scheduleFlush(self)
     }
 
     /// A trailers-only response (`:status 200`, content-type, grpc-status, grpc-message).
@@ -448,38 +469,52 @@ final class ServerConnection: H2Connection, @unchecked Sendable {
                 nva[0] = HeaderField.nv(known.status, httpStatus)
                 nva[1] = HeaderField.nv(known.contentType, known.applicationGRPC)
                 for index in 0..<fields.count { nva[2 + index] = fields[index] }
-                _ = nghttp2_submit_response(session, streamID, nva.baseAddress, nva.count, nil)
+                let result = nghttp2_submit_response(
+                    session, streamID, nva.baseAddress, nva.count, nil)
+                if result != 0 { resetStream(streamID, "submit_response", result) }
             }
         }
         loop.scheduleFlush(self)
     }
 
-    func submitTrailers(_ streamID: Int32, _ status: GRPCStatus) {
-        withStatusFields(status) { fields in
-            _ = nghttp2_submit_trailer(session, streamID, fields.baseAddress, fields.count)
+    /// Queues the trailers of `status`; false (logged) when nghttp2 refused them, in which case
+    /// the caller, a data source callback, must have nghttp2 reset the stream.
+    func submitTrailers(_ streamID: Int32, _ status: GRPCStatus) -> Bool {
+        let result = withStatusFields(status) { fields in
+            nghttp2_submit_trailer(session, streamID, fields.baseAddress, fields.count)
         }
+        if result == 0 { return true }
+        shared.log?(
+            "grpc.stream.reset stream=\(streamID) op=submit_trailer "
+                + "error=\"\(String(cString: nghttp2_strerror(result)))\"")
+        return false
+    }
+
+    /// A response or trailer header block nghttp2 could not send (too large, say): without it
+    /// the stream would stay open with the client waiting, so reset it.
+    func headersNotSent(streamID: Int32, error: Int32) {
+        resetStream(streamID, "send_headers", error)
     }
 
     /// The grpc-status, grpc-message and grpc-retry-pushback-ms entries of `status`.
-    private func withStatusFields(
-        _ status: GRPCStatus, _ body: (UnsafeMutableBufferPointer<nghttp2_nv>) -> Void
-    ) {
+    private func withStatusFields<Result>(
+        _ status: GRPCStatus, _ body: (UnsafeMutableBufferPointer<nghttp2_nv>) -> Result
+    ) -> Result {
         let known = KnownHeaders.shared
         let raw = status.code.rawValue
         if status.message.isEmpty && status.retryPushbackMilliseconds == nil && raw >= 0
             && raw <= 16
         {
-            withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: 1) { nva in
+            return withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: 1) { nva in
                 nva[0] = HeaderField.nv(known.grpcStatus, known.codes[Int(raw)])
-                body(nva)
+                return body(nva)
             }
-            return
         }
         var code = Array(String(raw).utf8)
-        var message = PercentEncoding.encode(status.message)
+        var message = PercentEncoding.encodeMessage(status.message)
         var pushback = Array(
             (status.retryPushbackMilliseconds.map { String(max(0, $0)) } ?? "").utf8)
-        code.withUnsafeMutableBufferPointer { code in
+        return code.withUnsafeMutableBufferPointer { code in
             message.withUnsafeMutableBufferPointer { message in
                 pushback.withUnsafeMutableBufferPointer { pushback in
                     withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: 3) { nva in
@@ -494,7 +529,7 @@ final class ServerConnection: H2Connection, @unchecked Sendable {
                             nva[count] = HeaderField.nv(known.grpcPushback, copying: pushback)
                             count += 1
                         }
-                        body(UnsafeMutableBufferPointer(rebasing: nva[0..<count]))
+                        return body(UnsafeMutableBufferPointer(rebasing: nva[0..<count]))
                     }
                 }
             }
@@ -736,6 +771,15 @@ private let serverOnFrameSend: nghttp2_on_frame_send_callback = { _, frame, user
     return 0
 }
 
+private let serverOnFrameNotSend: nghttp2_on_frame_not_send_callback = {
+    _, frame, error, userData in
+    let frame = frame!.pointee
+    if UInt32(frame.hd.type) == NGHTTP2_HEADERS.rawValue {
+        connection(userData).headersNotSent(streamID: frame.hd.stream_id, error: error)
+    }
+    return 0
+}
+
 private let serverReadUnary: nghttp2_data_source_read_callback = {
     session, streamID, buffer, length, flags, source, _ in
     let call = Unmanaged<ServerCall>.fromOpaque(source!.pointee.ptr).takeUnretainedValue()
@@ -770,7 +814,9 @@ private let serverReadUnary: nghttp2_data_source_read_callback = {
     if call.responseOffset == call.response.count {
         flags!.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue | NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
         call.response = []
-        call.connection.submitTrailers(streamID, .ok)
+        guard call.connection.submitTrailers(streamID, .ok) else {
+            return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+        }
     }
     return written
 }
@@ -803,7 +849,10 @@ private let serverReadStreaming: nghttp2_data_source_read_callback = {
         flags!.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue | NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
         if call.timerIndex >= 0 { call.connection.loop.cancel(call) }
         call.sentCode = final.code.rawValue
-        call.connection.submitTrailers(streamID, final)
+        // nghttp2 answers a temporal failure from a data source with RST_STREAM INTERNAL_ERROR.
+        guard call.connection.submitTrailers(streamID, final) else {
+            return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+        }
     }
     return written
 }

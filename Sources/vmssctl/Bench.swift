@@ -179,7 +179,7 @@ func runBench(socketPath: String, plan: BenchPlan) -> Int32 {
             connections.append(try GRPCClientConnection(socketPath: socketPath))
         }
     } catch {
-        FileHandle.standardError.write(Data("cannot connect: \(error)\n".utf8))
+        FileHandle.standardError.write(Data((connectFailure(socketPath, error) + "\n").utf8))
         return 3
     }
 

@@ -14,7 +14,7 @@ let usage = """
       shutdown PROVIDER-ID        is the instance shut down? prints true or false
       metadata PROVIDER-ID        prints the instance's metadata as JSON
       metadata --node NAME        the same, found by node name
-      exists-all PROVIDER-ID...   one line per ID: ID, verdict, status
+      exists-all PROVIDER-ID...   one line per ID: ID, true/false/unknown, status
       health [SERVICE]            prints SERVING, NOT_SERVING or SERVICE_UNKNOWN
       stats                       prints the cache's counters and ARM calls
       invalidate [SUB RG VMSS]    forgets one scale set, or everything
@@ -33,6 +33,21 @@ enum Exit: Int32 {
 func fail(_ message: String, _ code: Exit) -> Never {
     FileHandle.standardError.write(Data((message + "\n").utf8))
     exit(code.rawValue)
+}
+
+/// Prints what was wrong on one line, then the usage text, and exits 2.
+func usageError(_ problem: String) -> Never {
+    fail("vmssctl: \(problem)\n\(usage)", .usage)
+}
+
+/// The stderr line for a socket that cannot be reached: shaped like any failed call
+/// (`error: CODE: message`), so scripts read one kind of error line.
+func connectFailure(_ socketPath: String, _ error: any Error) -> String {
+    var reason = "\(error)"
+    if let error = error as? TransportError, error.errno != 0 {
+        reason = "\(String(cString: strerror(error.errno))) (errno \(error.errno))"
+    }
+    return "error: UNAVAILABLE: cannot connect to \(socketPath): \(reason)"
 }
 
 func jsonString(_ text: String) -> String {
@@ -57,35 +72,67 @@ while let first = arguments.first, first.hasPrefix("--") {
         exit(Exit.yes.rawValue)
     }
     guard let value = inline ?? (arguments.isEmpty ? nil : arguments.removeFirst()) else {
-        fail("\(name) needs a value\n\(usage)", .usage)
+        usageError("\(name) needs a value")
     }
     switch name {
     case "--socket": socketPath = value
     case "--timeout":
         guard let seconds = Double(value), seconds > 0 else {
-            fail("bad --timeout \(value)", .usage)
+            usageError("bad --timeout \(value)")
         }
         timeout = .milliseconds(Int64(seconds * 1000))
-    default: fail("unknown flag \(name)\n\(usage)", .usage)
+    default: usageError("unknown flag \(name)")
     }
 }
-guard !socketPath.isEmpty else { fail("--socket is required\n\(usage)", .usage) }
-guard let command = arguments.first else { fail(usage, .usage) }
+guard !socketPath.isEmpty else { usageError("--socket is required") }
+guard let command = arguments.first else { usageError("missing COMMAND") }
 let rest = Array(arguments.dropFirst())
 
 if command == "bench" {
     do {
         exit(runBench(socketPath: socketPath, plan: try BenchPlan(arguments: rest)))
     } catch {
-        fail("bench: \(error)", .usage)
+        usageError("bench: \(error)")
     }
 }
+
+/// Checks the argument count of `command` before anything is sent, so a mistyped command line
+/// never becomes a question about the wrong thing (`metadata --node` asking for ID "--node").
+func checkArguments(_ command: String, _ rest: [String]) {
+    func expect(_ allowed: [Int], _ shape: String) {
+        if allowed.contains(rest.count) { return }
+        let problem =
+            rest.count < allowed.min()! ? "missing argument"
+            : rest.count > allowed.max()! ? "extra argument" : "wrong number of arguments"
+        let usage = shape.isEmpty ? command : "\(command) \(shape)"
+        usageError("\(command): \(problem), expected: \(usage)")
+    }
+    switch command {
+    case "exists", "shutdown": expect([1], "PROVIDER-ID")
+    case "metadata":
+        if rest.first == "--node" {
+            expect([2], "--node NAME")
+        } else {
+            expect([1], "PROVIDER-ID")
+            if rest[0].hasPrefix("--") { usageError("metadata: unknown flag \(rest[0])") }
+        }
+    case "exists-all":
+        if rest.isEmpty {
+            usageError("exists-all: missing argument, expected: exists-all PROVIDER-ID...")
+        }
+    case "health": expect([0, 1], "[SERVICE]")
+    case "stats": expect([0], "")
+    case "invalidate": expect([0, 3], "[SUB RG VMSS]")
+    default: usageError("unknown command \(command)")
+    }
+}
+checkArguments(command, rest)
 
 let connection: GRPCClientConnection
 do {
     connection = try GRPCClientConnection(socketPath: socketPath)
 } catch {
-    fail("cannot connect to \(socketPath): \(error)", .failed)
+    fail(connectFailure(socketPath, error), .failed)
 }
 
 func call<Response: ProtoMessage>(
@@ -121,9 +168,8 @@ case ("shutdown", 1):
     print(response.shutdown)
     exit(response.shutdown ? Exit.yes.rawValue : Exit.no.rawValue)
 case ("metadata", 1), ("metadata", 2):
-    let request = rest.count == 2 && rest[0] == "--node"
+    let request = rest.count == 2
         ? NodeRequest(nodeName: rest[1]) : NodeRequest(providerID: rest[0])
-    guard rest.count == 1 || rest[0] == "--node" else { fail(usage, .usage) }
     let response = await call(
         instances + "InstanceMetadata", request, as: InstanceMetadataResponse.self)
     let addresses = response.nodeAddresses.map {
@@ -142,7 +188,9 @@ case ("exists-all", _) where !rest.isEmpty:
     for verdict in response.verdicts {
         let status = GRPCStatus.Code(rawValue: verdict.code).description
         let message = verdict.message.isEmpty ? "" : " \(verdict.message)"
-        print("\(verdict.providerID) \(verdict.exists) \(status)\(message)")
+        // A failed verdict carries no answer: "false" there would read as "gone" to a script.
+        let answer = verdict.code == 0 ? String(verdict.exists) : "unknown"
+        print("\(verdict.providerID) \(answer) \(status)\(message)")
     }
 case ("health", 0), ("health", 1):
     let response = await call(
@@ -176,6 +224,6 @@ case ("invalidate", 0), ("invalidate", 3):
         "/cloudprovider.instances.v1.Admin/Invalidate", request, as: InvalidateResponse.self)
     print("removed \(response.removed)")
 default:
-    fail(usage, .usage)
+    usageError("unknown command \(command)")  // checkArguments let nothing else through
 }
 exit(Exit.yes.rawValue)
