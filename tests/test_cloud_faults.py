@@ -299,3 +299,36 @@ def test_a_token_that_expires_mid_run_is_renewed_once(setup):
     # One listing refused with 401, its retry with the new token, and the second scale set.
     assert after["list_vmss_vms"] == 4
     assert asker.false_verdicts == []
+
+
+NEXT_LINK_BASE = ("{base}/subscriptions/" + SUB + "/resourceGroups/" + RG
+                  + "/providers/Microsoft.Compute/virtualMachineScaleSets/")
+
+
+@pytest.mark.parametrize("other,deleted", [("doomed", False), ("doomed", True)],
+                         ids=["a-live-set", "a-deleted-set"])
+def test_a_next_link_to_another_scale_set_is_unavailable_never_false(setup, other, deleted):
+    """A first page of pool whose nextLink names another scale set (one that lists other VMs,
+    or one deleted, which would answer 404) must neither merge that set's VMs into pool's
+    listing nor read its 404 as pool being gone."""
+    fake, _, asker = setup()
+    if deleted:
+        fake.control("DELETE", "scalesets", {"subscription": SUB, "resourceGroup": RG,
+                                             "scaleSet": other, "delay": 0})
+    link = NEXT_LINK_BASE + other + "/virtualMachines?$expand=instanceView&api-version=2024-07-01"
+    fault(fake, "list_vmss_vms", kind="body", status=200, count=1,
+          body='{"value":[],"nextLink":"%s"}' % link)
+    assert asker.exists(POOL_3) == grpc.StatusCode.UNAVAILABLE
+    assert counts(fake)["list_vmss_vms"] == 1  # the foreign link was never followed
+    assert asker.exists(POOL_3) is True
+    assert asker.false_verdicts == []
+
+
+def test_a_gone_answer_to_a_later_page_is_unavailable_never_false(setup):
+    fake, _, asker = setup()
+    fake.control("POST", "config", {"pageSize": 2})
+    fault(fake, "list_vmss_vms", status=404, code="ResourceNotFound", match="skiptoken",
+          count=1000)
+    assert asker.exists(POOL_3) == grpc.StatusCode.UNAVAILABLE
+    assert counts(fake)["list_vmss_vms"] == 2
+    assert asker.false_verdicts == []

@@ -204,11 +204,15 @@ public final class ARMClient: InstanceBackend, Sendable {
     }
 
     /// Fetches every page of a listing, handing each body to `page`, which returns `nextLink`.
+    ///
+    /// Only the first page can say the resource is gone: once it has answered, a 404 on a later
+    /// page proves nothing about it (an expired skip token, a proxy) and is transient.
     private func list(
         _ operation: ARMOperation, subscription: String, path: String, query: String,
         page: ([UInt8]) throws(ARMDecodingError) -> String?
     ) async throws(CloudError) {
-        var next: URL? = try url(path: path, query: query)
+        let first = try url(path: path, query: query)
+        var next: URL? = first
         var seen = Set<String>()
         var pages = 0
         while let current = next {
@@ -216,17 +220,27 @@ public final class ARMClient: InstanceBackend, Sendable {
             guard pages <= options.maximumPages, seen.insert(current.absoluteString).inserted else {
                 throw CloudError.fault("\(operation.rawValue): nextLink repeats or never ends")
             }
-            let bytes = try await send(operation, subscription: subscription, url: current)
+            let bytes: [UInt8]
+            do {
+                bytes = try await send(operation, subscription: subscription, url: current)
+            } catch .gone(let code) where pages > 1 {
+                throw CloudError.transient(
+                    "\(operation.rawValue): page \(pages) answered 404 \(code) after the first "
+                        + "page was read; not taken as deletion")
+            }
             let link = try decoded(operation) { () throws(ARMDecodingError) in try page(bytes) }
             next = try link.map { link throws(CloudError) in
-                try checkedNextLink(link, operation: operation)
+                try checkedNextLink(link, of: first, operation: operation)
             }
         }
     }
 
-    /// A `nextLink` is followed only to the configured ARM endpoint: the bearer token goes with it.
-    private func checkedNextLink(_ link: String, operation: ARMOperation) throws(CloudError) -> URL
-    {
+    /// A `nextLink` is followed only to the configured ARM endpoint, since the bearer token goes
+    /// with it, and only to the path of the listing's first request, so that a link naming
+    /// another resource can never mix its items (or its 404) into this listing.
+    private func checkedNextLink(
+        _ link: String, of first: URL, operation: ARMOperation
+    ) throws(CloudError) -> URL {
         let arm = configuration.endpoints.resourceManager
         guard let url = URL(string: link), let host = url.host,
             url.scheme?.lowercased() == arm.scheme?.lowercased(),
@@ -237,7 +251,31 @@ public final class ARMClient: InstanceBackend, Sendable {
                 "\(operation.rawValue): nextLink does not point at the ARM endpoint "
                     + "\(arm.host ?? ""); not followed")
         }
+        guard let linkPath = Self.pathSegments(url), let firstPath = Self.pathSegments(first),
+            linkPath == firstPath, url.fragment == nil
+        else {
+            throw CloudError.fault(
+                "\(operation.rawValue): nextLink leaves the listing's path "
+                    + "\(first.path.prefix(200)); not followed")
+        }
         return url
+    }
+
+    /// The decoded, lowercased segments of a URL's path without a trailing empty one, so that
+    /// casing, equivalent percent-encoding and a trailing slash do not matter but an encoded
+    /// slash stays inside its segment. Nil when the path cannot be read or climbs (`..`).
+    static func pathSegments(_ url: URL) -> [String]? {
+        guard let encoded = URLComponents(url: url, resolvingAgainstBaseURL: false)?
+            .percentEncodedPath
+        else { return nil }
+        var segments: [String] = []
+        for part in encoded.split(separator: "/", omittingEmptySubsequences: false) {
+            guard let decoded = String(part).removingPercentEncoding else { return nil }
+            guard decoded != "..", decoded != "." else { return nil }
+            segments.append(decoded.lowercased())
+        }
+        while segments.count > 1, segments.last == "" { segments.removeLast() }
+        return segments
     }
 
     private func defaultPort(_ url: URL) -> Int {

@@ -135,9 +135,7 @@ public struct CloudConfiguration: Sendable {
         path: String, overrides: ConfigurationOverrides = ConfigurationOverrides(),
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws(ConfigurationError) -> CloudConfiguration {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ConfigurationError(field: "config file", "cannot read cloud config file \(path)")
-        }
+        let data = try readRegularFile(path, field: "config file", name: "cloud config file")
         return try parse(data, overrides: overrides, environment: environment)
     }
 
@@ -179,10 +177,21 @@ public struct CloudConfiguration: Sendable {
             throw ConfigurationError(field: "subscriptionId", "subscriptionId is missing or empty")
         }
         let credential = try credentialKind(file, tenantID: tenantID)
-        let qps =
-            try file.number("cloudProviderRateLimitQPS", override: overrides.rateLimitQPS) ?? 10
-        let bucket =
-            try file.int("cloudProviderRateLimitBucket", override: overrides.rateLimitBucket) ?? 100
+        // In the file, 0 means the default, as the Azure cloud provider reads it; a flag's 0
+        // is refused below.
+        let qps: Double
+        if let flag = overrides.rateLimitQPS {
+            qps = flag
+        } else {
+            qps = try file.positive("cloudProviderRateLimitQPS", default: 10)
+        }
+        let bucket: Int
+        if let flag = overrides.rateLimitBucket {
+            bucket = flag
+        } else {
+            bucket = Int(
+                try file.positive("cloudProviderRateLimitBucket", default: 100, whole: true))
+        }
         let retries =
             try file.int("cloudProviderBackoffRetries", override: overrides.backoffRetries) ?? 3
         let timeout = overrides.requestTimeout ?? 10
@@ -209,8 +218,9 @@ public struct CloudConfiguration: Sendable {
                 ?? "",
             location: (try file.string("location")) ?? "", credential: credential,
             vmType: (try file.string("vmType")) ?? "vmss",
-            scaleSetCacheTTL: (try file.number("vmssVirtualMachinesCacheTTLInSeconds")) ?? 600,
-            vmCacheTTL: (try file.number("vmCacheTTLInSeconds")) ?? 60,
+            scaleSetCacheTTL: try file.positive(
+                "vmssVirtualMachinesCacheTTLInSeconds", default: 600),
+            vmCacheTTL: try file.positive("vmCacheTTLInSeconds", default: 60),
             rateLimitQPS: qps, rateLimitBucket: bucket, backoffRetries: retries,
             requestTimeout: timeout)
     }
@@ -290,9 +300,7 @@ public struct CloudConfiguration: Sendable {
                 field: variable,
                 "cloud AzureStackCloud needs \(variable) naming the environment file")
         }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ConfigurationError(field: variable, "cannot read \(variable) file \(path)")
-        }
+        let data = try readRegularFile(path, field: variable, name: "\(variable) file")
         let file = try ConfigFile(data, name: "\(variable) file")
         func required(_ key: String) throws(ConfigurationError) -> String {
             guard let value = try file.string(key), !value.isEmpty else {
@@ -308,6 +316,51 @@ public struct CloudConfiguration: Sendable {
                 try required("activeDirectoryEndpoint"),
                 field: "activeDirectoryEndpoint"),
             tokenAudience: try required("tokenAudience"))
+    }
+
+    /// The largest config file read; anything longer is not an `azure.json`.
+    static let maximumFileBytes = 4 << 20
+
+    /// Reads a regular file, saying why when it cannot (the system's reason: no such file,
+    /// permission denied), and refusing directories, FIFOs, sockets and devices. The file is
+    /// opened without blocking and checked on the open descriptor, so a FIFO put in its place
+    /// cannot stall the start.
+    static func readRegularFile(
+        _ path: String, field: String, name: String
+    ) throws(ConfigurationError) -> Data {
+        func failure(_ reason: String) -> ConfigurationError {
+            ConfigurationError(field: field, "cannot read \(name) \(path): \(reason)")
+        }
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { throw failure(String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw failure(String(cString: strerror(errno))) }
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: break
+        case S_IFDIR: throw failure("is a directory")
+        case S_IFIFO: throw failure("is a FIFO, not a regular file")
+        case S_IFSOCK: throw failure("is a socket, not a regular file")
+        default: throw failure("is a device, not a regular file")
+        }
+        guard info.st_size <= maximumFileBytes else {
+            throw failure("larger than \(maximumFileBytes >> 20) MiB")
+        }
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count == 0 { break }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw failure(String(cString: strerror(errno)))
+            }
+            data.append(contentsOf: buffer[..<count])
+            guard data.count <= maximumFileBytes else {
+                throw failure("larger than \(maximumFileBytes >> 20) MiB")
+            }
+        }
+        return data
     }
 
     /// Parses an endpoint URL, dropping a trailing slash, and checks its scheme.
@@ -388,9 +441,18 @@ struct ConfigFile {
         // A UTF-8 byte order mark is common in files written on Windows.
         var bytes = data
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes = bytes.dropFirst(3) }
+        do {
+            _ = try JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])
+        } catch {
+            let reason =
+                (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
+                ?? "unreadable"
+            throw ConfigurationError(field: name, "\(name) is not valid JSON: \(reason)")
+        }
         guard let object = try? JSONDecoder().decode([String: ConfigValue].self, from: Data(bytes))
         else {
-            throw ConfigurationError(field: name, "\(name) is not a JSON object")
+            throw ConfigurationError(
+                field: name, "\(name) is valid JSON but not a JSON object {...}")
         }
         values = object
     }
@@ -413,6 +475,23 @@ struct ConfigFile {
             throw ConfigurationError(field: key, "\(key) in the \(name) must be a whole number")
         }
         return Int(value)
+    }
+
+    /// A number that must be above 0, where absent or 0 means `default` (the Azure cloud
+    /// provider's rule for TTLs and rate limits) and a negative value is an error.
+    func positive(
+        _ key: String, default value: Double, whole: Bool = false
+    ) throws(ConfigurationError) -> Double {
+        guard let number = whole ? try int(key, override: nil).map(Double.init) : try number(key),
+            number != 0
+        else { return value }
+        guard number > 0 else {
+            throw ConfigurationError(
+                field: key,
+                "\(key) in the \(name) must not be negative (0 means the default, "
+                    + "\(value == value.rounded() ? String(Int(value)) : String(value)))")
+        }
+        return number
     }
 
     func string(_ key: String) throws(ConfigurationError) -> String? {

@@ -343,4 +343,92 @@ struct ARMClientTests {
             await cloudError { try await client.listScaleSetVirtualMachines(FakeAzure.pool) }
                 == .gone(code: "ParentResourceNotFound"))
     }
+
+    /// A first page with no items whose `nextLink` is `link` (`{base}` is the fake's address).
+    func injectFirstPage(_ fake: FakeAzure, _ operation: String, link: String) async throws {
+        let body = try JSONSerialization.data(withJSONObject: ["value": [], "nextLink": link])
+        try await fake.inject([
+            "operation": operation, "count": 1, "kind": "body", "status": 200,
+            "body": String(decoding: body, as: UTF8.self),
+        ])
+    }
+
+    static let vmssPath =
+        "{base}/subscriptions/sub-1/resourceGroups/rg-1/providers/Microsoft.Compute/"
+        + "virtualMachineScaleSets/"
+
+    @Test(
+        "a nextLink to another scale set's listing is a fault, never merged and never gone",
+        arguments: ["flex", "absent", "pool/virtualMachines/3/networkInterfaces"])
+    func nextLinkToAnotherPath(other: String) async throws {
+        let fake = try await FakeAzure.start()
+        let client = fake.client(try fake.configuration())
+        let link =
+            Self.vmssPath + other + (other.contains("/") ? "" : "/virtualMachines")
+            + "?$expand=instanceView&api-version=2024-07-01"
+        try await injectFirstPage(fake, "list_vmss_vms", link: link)
+        let error = await cloudError {
+            try await client.listScaleSetVirtualMachines(FakeAzure.pool)
+        }
+        guard case .fault(let message)? = error else {
+            Issue.record("expected a fault, got \(String(describing: error))")
+            return
+        }
+        #expect(message.contains("nextLink"))
+        #expect(try await fake.count("list_vmss_vms") == 1)
+        #expect(try await fake.count("list_vmss_vm_nics") == 0)
+    }
+
+    @Test("a scale set listing's nextLink to another resource group is a fault")
+    func scaleSetNextLinkToAnotherGroup() async throws {
+        let fake = try await FakeAzure.start()
+        let client = fake.client(try fake.configuration())
+        try await injectFirstPage(
+            fake, "list_vmss",
+            link: "{base}/subscriptions/sub-1/resourceGroups/absent/providers/"
+                + "Microsoft.Compute/virtualMachineScaleSets?api-version=2024-07-01")
+        let error = await cloudError { try await client.listScaleSets(FakeAzure.group) }
+        #expect(error.map { if case .fault = $0 { true } else { false } } == true)
+        #expect(try await fake.count("list_vmss") == 1)
+    }
+
+    @Test("a nextLink differing only in casing, a trailing slash and its query is followed")
+    func nextLinkSamePathFollowed() async throws {
+        let fake = try await FakeAzure.start()
+        let client = fake.client(try fake.configuration())
+        try await injectFirstPage(
+            fake, "list_vmss_vms",
+            link: "{base}/SUBSCRIPTIONS/sub-1/resourcegroups/RG-1/providers/microsoft.compute/"
+                + "virtualMachineScaleSets/POOL/virtualmachines/"
+                + "?$expand=instanceView&api-version=2024-07-01&$skiptoken=20")
+        let vms = try await client.listScaleSetVirtualMachines(FakeAzure.pool)
+        #expect(Set(vms.compactMap(\.instanceID)) == Set((20..<25).map(String.init)))
+        #expect(try await fake.count("list_vmss_vms") == 2)
+    }
+
+    @Test("a gone answer to a later page is transient, never gone for the listed resource")
+    func goneOnLaterPage() async throws {
+        let fake = try await FakeAzure.start(pageSize: 10)
+        let client = fake.client(try fake.configuration(retries: 0))
+        try await fake.inject([
+            "operation": "list_vmss_vms", "status": 404, "code": "ResourceNotFound",
+            "match": "skiptoken", "count": 1,
+        ])
+        let error = await cloudError {
+            try await client.listScaleSetVirtualMachines(FakeAzure.pool)
+        }
+        guard case .transient(let message)? = error else {
+            Issue.record("expected transient, got \(String(describing: error))")
+            return
+        }
+        #expect(message.contains("page 2"))
+        #expect(try await fake.count("list_vmss_vms") == 2)
+        // The same 404 to the first page is still evidence of deletion.
+        try await fake.inject([
+            "operation": "list_vmss_vms", "status": 404, "code": "ResourceNotFound", "count": 1,
+        ])
+        #expect(
+            await cloudError { try await client.listScaleSetVirtualMachines(FakeAzure.pool) }
+                == .gone(code: "ResourceNotFound"))
+    }
 }

@@ -147,7 +147,7 @@ struct ConfigurationTests {
             ),
             (
                 #"{"subscriptionId":"s","useManagedIdentityExtension":true,"#
-                    + #""cloudProviderRateLimitQPS":0}"#,
+                    + #""cloudProviderRateLimitQPS":-1}"#,
                 "cloudProviderRateLimitQPS"
             ),
             (
@@ -159,6 +159,21 @@ struct ConfigurationTests {
                 #"{"subscriptionId":"s","useManagedIdentityExtension":true,"#
                     + #""cloudProviderBackoffRetries":-1}"#,
                 "cloudProviderBackoffRetries"
+            ),
+            (
+                #"{"subscriptionId":"s","useManagedIdentityExtension":true,"#
+                    + #""cloudProviderRateLimitBucket":-5}"#,
+                "cloudProviderRateLimitBucket"
+            ),
+            (
+                #"{"subscriptionId":"s","useManagedIdentityExtension":true,"#
+                    + #""vmssVirtualMachinesCacheTTLInSeconds":-1}"#,
+                "vmssVirtualMachinesCacheTTLInSeconds"
+            ),
+            (
+                #"{"subscriptionId":"s","useManagedIdentityExtension":true,"#
+                    + #""vmCacheTTLInSeconds":-0.5}"#,
+                "vmCacheTTLInSeconds"
             ),
             ("not json", "cloud config file"),
         ])
@@ -281,5 +296,78 @@ struct ThrottlingTests {
         #expect(manual.time.withLock { $0 } == 1000)
         for _ in 0..<4 { try await gate.admit("s") }
         #expect(abs(manual.time.withLock { $0 } - 1002) < 0.001)
+    }
+}
+
+extension ConfigurationTests {
+    @Test("a TTL or rate limit of 0 in the file means the default, as the Azure provider reads it")
+    func zeroMeansDefault() throws {
+        let configuration = try parse(
+            #"{"subscriptionId":"s","useManagedIdentityExtension":true,"#
+                + #""vmssVirtualMachinesCacheTTLInSeconds":0,"vmCacheTTLInSeconds":0,"#
+                + #""cloudProviderRateLimitQPS":0,"cloudProviderRateLimitBucket":0,"#
+                + #""cloudProviderBackoffRetries":0}"#)
+        #expect(configuration.scaleSetCacheTTL == 600)
+        #expect(configuration.vmCacheTTL == 60)
+        #expect(configuration.rateLimitQPS == 10)
+        #expect(configuration.rateLimitBucket == 100)
+        // Retries of 0 mean what they say: no retry.
+        #expect(configuration.backoffRetries == 0)
+        var flags = ConfigurationOverrides()
+        flags.rateLimitQPS = 0
+        #expect(throws: ConfigurationError.self) {
+            try parse(#"{"subscriptionId":"s","useManagedIdentityExtension":true}"#, flags)
+        }
+    }
+
+    @Test("invalid JSON is named as such, with the parser's position; other JSON is not an object")
+    func invalidJSON() {
+        for (text, expected) in [
+            (#"{"subscriptionId": "s",, }"#, "not valid JSON: Invalid value around character"),
+            (#"["subscriptionId"]"#, "valid JSON but not a JSON object"),
+        ] {
+            do {
+                _ = try parse(text)
+                Issue.record("accepted \(text)")
+            } catch {
+                #expect(error.message.contains(expected), "message: \(error.message)")
+            }
+        }
+    }
+
+    /// The message `load` gives for `path`, or nil when it loaded.
+    func loadError(_ path: String) -> String? {
+        do {
+            _ = try CloudConfiguration.load(path: path, environment: [:])
+            return nil
+        } catch {
+            return error.message
+        }
+    }
+
+    @Test("a config file that cannot be read says why, and a FIFO is refused without blocking")
+    func unreadableFiles() throws {
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("config-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let missing = directory.appendingPathComponent("missing.json").path
+        #expect(loadError(missing)?.contains("No such file or directory") == true)
+        #expect(loadError(directory.path)?.contains("is a directory") == true)
+
+        let fifo = directory.appendingPathComponent("fifo").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let started = Date()
+        #expect(loadError(fifo)?.contains("not a regular file") == true)
+        #expect(Date().timeIntervalSince(started) < 2)
+
+        let file = directory.appendingPathComponent("azure.json")
+        try Data(#"{"subscriptionId":"s","useManagedIdentityExtension":true}"#.utf8).write(to: file)
+        #expect(loadError(file.path) == nil)
+        // Root reads any file, so the permission check only means something for other users.
+        if geteuid() != 0 {
+            #expect(chmod(file.path, 0) == 0)
+            #expect(loadError(file.path)?.contains("Permission denied") == true)
+        }
     }
 }
