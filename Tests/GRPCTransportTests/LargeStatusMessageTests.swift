@@ -29,15 +29,13 @@ struct LargeStatusMessageTests {
         let client = try server.client()
         defer { client.close() }
 
-        let start = ContinuousClock.now
+        // A trailer the client never gets would end this call in DEADLINE_EXCEEDED instead.
         let error = await #expect(throws: GRPCStatus.self) {
             try await client.unary(path: "/x.Y/FailHuge", request: [], timeout: .seconds(5))
         }
-        let elapsed = ContinuousClock.now - start
 
         #expect(error?.code == .invalidArgument)
         #expect(error?.message == String(repeating: "z", count: 1024) + "…")
-        #expect(elapsed < .seconds(2))
     }
 
     @Test("a stream ending with a 100 KB multi-byte message is cut on a character boundary")
@@ -49,25 +47,23 @@ struct LargeStatusMessageTests {
         let client = try server.client()
         defer { client.close() }
 
-        // This call takes no deadline; closing the connection bounds a hang to 5 s.
+        // This call takes no deadline; closing the connection bounds a hang to 5 s, and ends the
+        // call in UNAVAILABLE rather than the handler's NOT_FOUND.
         let watchdog = Task {
             try await Task.sleep(for: .seconds(5))
             client.close()
         }
         defer { watchdog.cancel() }
-        let start = ContinuousClock.now
         let received = Mutex<[[UInt8]]>([])
         let error = await #expect(throws: GRPCStatus.self) {
             try await client.serverStreaming(path: "/x.Y/StreamThenFailHuge", request: []) {
                 message in received.withLock { $0.append(message) }
             }
         }
-        let elapsed = ContinuousClock.now - start
 
         #expect(received.withLock { $0 } == [[7]])
         #expect(error?.code == .notFound)
         #expect(error?.message == String(repeating: "€", count: 341) + "…")
-        #expect(elapsed < .seconds(2))
     }
 
     @Test("a message within the limit goes out whole")
