@@ -25,63 +25,47 @@ public final class InstancesService: Sendable {
     public var handlers: [String: RPCHandler] {
         let prefix = "/\(InstancesService.name)/"
         return [
-            prefix + "InstanceExistsByProviderID": .unary(existsByProviderID),
-            prefix + "InstanceShutdownByProviderID": .unary(shutdownByProviderID),
-            prefix + "InstanceExists": .unary(instanceExists),
-            prefix + "InstanceShutdown": .unary(instanceShutdown),
-            prefix + "InstanceMetadata": .unary(instanceMetadata),
+            prefix + "InstanceExistsByProviderID":
+                byProviderID("InstanceExistsByProviderID", answerExists),
+            prefix + "InstanceShutdownByProviderID":
+                byProviderID("InstanceShutdownByProviderID", answerShutdown),
+            prefix + "InstanceExists": byNode("InstanceExists", answerExists),
+            prefix + "InstanceShutdown": byNode("InstanceShutdown", answerShutdown),
+            prefix + "InstanceMetadata": byNode("InstanceMetadata", answerMetadata),
             prefix + "InstancesExist": .unary(instancesExist),
         ]
     }
 
-    private func existsByProviderID(
-        _ bytes: [UInt8], _ context: CallContext, _ responder: UnaryResponder
-    ) {
-        guard let request = try? ProviderIDRequest(serializedBytes: bytes) else {
-            return responder.fail(.unparsable("ProviderIDRequest"))
+    /// A method taking a `ProviderIDRequest`: decoded, its ID parsed, then answered.
+    private func byProviderID(
+        _ method: String,
+        _ answer: @escaping @Sendable (NodeQuestion, CallLog, UnaryResponder) -> Void
+    ) -> RPCHandler {
+        .unary { [self] bytes, _, responder in
+            guard let request = try? ProviderIDRequest(serializedBytes: bytes) else {
+                return responder.fail(.unparsable("ProviderIDRequest"))
+            }
+            let call = CallLog(logger, method: method, request.providerID)
+            guard let question = question(providerID: request.providerID, call, responder) else {
+                return
+            }
+            answer(question, call, responder)
         }
-        let call = CallLog(logger, method: "InstanceExistsByProviderID", request.providerID)
-        guard let question = question(providerID: request.providerID, call, responder) else {
-            return
-        }
-        answerExists(question, call, responder)
     }
 
-    private func shutdownByProviderID(
-        _ bytes: [UInt8], _ context: CallContext, _ responder: UnaryResponder
-    ) {
-        guard let request = try? ProviderIDRequest(serializedBytes: bytes) else {
-            return responder.fail(.unparsable("ProviderIDRequest"))
+    /// A method taking a `NodeRequest`: decoded, checked, then answered.
+    private func byNode(
+        _ method: String,
+        _ answer: @escaping @Sendable (NodeQuestion, CallLog, UnaryResponder) -> Void
+    ) -> RPCHandler {
+        .unary { [self] bytes, _, responder in
+            guard let request = try? NodeRequest(serializedBytes: bytes) else {
+                return responder.fail(.unparsable("NodeRequest"))
+            }
+            let call = CallLog(logger, method: method, request.providerID, node: request.nodeName)
+            guard let question = question(node: request, call, responder) else { return }
+            answer(question, call, responder)
         }
-        let call = CallLog(logger, method: "InstanceShutdownByProviderID", request.providerID)
-        guard let question = question(providerID: request.providerID, call, responder) else {
-            return
-        }
-        answerShutdown(question, call, responder)
-    }
-
-    private func instanceExists(
-        _ bytes: [UInt8], _ context: CallContext, _ responder: UnaryResponder
-    ) {
-        guard let request = try? NodeRequest(serializedBytes: bytes) else {
-            return responder.fail(.unparsable("NodeRequest"))
-        }
-        let call = CallLog(
-            logger, method: "InstanceExists", request.providerID, node: request.nodeName)
-        guard let question = question(node: request, call, responder) else { return }
-        answerExists(question, call, responder)
-    }
-
-    private func instanceShutdown(
-        _ bytes: [UInt8], _ context: CallContext, _ responder: UnaryResponder
-    ) {
-        guard let request = try? NodeRequest(serializedBytes: bytes) else {
-            return responder.fail(.unparsable("NodeRequest"))
-        }
-        let call = CallLog(
-            logger, method: "InstanceShutdown", request.providerID, node: request.nodeName)
-        guard let question = question(node: request, call, responder) else { return }
-        answerShutdown(question, call, responder)
     }
 
     private func answerExists(
@@ -121,15 +105,9 @@ public final class InstancesService: Sendable {
         }
     }
 
-    private func instanceMetadata(
-        _ bytes: [UInt8], _ context: CallContext, _ responder: UnaryResponder
+    private func answerMetadata(
+        _ question: NodeQuestion, _ call: CallLog, _ responder: UnaryResponder
     ) {
-        guard let request = try? NodeRequest(serializedBytes: bytes) else {
-            return responder.fail(.unparsable("NodeRequest"))
-        }
-        let call = CallLog(
-            logger, method: "InstanceMetadata", request.providerID, node: request.nodeName)
-        guard let question = question(node: request, call, responder) else { return }
         @Sendable func respond(_ result: Result<InstanceMetadata, VerdictFailure>) {
             switch result {
             case .success(let metadata):
